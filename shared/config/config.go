@@ -1,0 +1,180 @@
+// Package config loads a daemon's TOML config file strictly, on top of the
+// daemon's built-in defaults.
+//
+// Loading goes: the caller fills its struct with defaults, Load decodes the
+// file over it (an unknown key, a value of the wrong type or a bad duration
+// is an error naming the key and its line), then calls the struct's
+// Validate, whose FieldError is located in the file the same way. Flags are
+// applied by the caller afterwards.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	toml "github.com/pelletier/go-toml/v2"
+	"github.com/pelletier/go-toml/v2/unstable"
+)
+
+// MaxFileBytes bounds the size of a config file.
+const MaxFileBytes = 1 << 20
+
+// Validator is implemented by config structs that check their values.
+type Validator interface {
+	Validate() error
+}
+
+// FieldError is a bad value, named by its dotted key (e.g. limits.max_conns).
+type FieldError struct {
+	Key string
+	Err error
+}
+
+func (e *FieldError) Error() string { return e.Key + ": " + e.Err.Error() }
+func (e *FieldError) Unwrap() error { return e.Err }
+
+// Errorf returns a FieldError for key.
+func Errorf(key, format string, args ...any) error {
+	return &FieldError{Key: key, Err: fmt.Errorf(format, args...)}
+}
+
+// Load reads the file at path into dst, which holds the defaults. When dst
+// is a Validator, it is validated too, also when path is empty.
+func Load(path string, dst any) error {
+	if path == "" {
+		return validate("defaults", nil, dst)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("read config: %w", err)
+	}
+	defer f.Close()
+	var buf bytes.Buffer
+	if _, err := buf.ReadFrom(io.LimitReader(f, MaxFileBytes+1)); err != nil {
+		return fmt.Errorf("read config %s: %w", path, err)
+	}
+	if buf.Len() > MaxFileBytes {
+		return fmt.Errorf("config %s: larger than %d bytes", path, MaxFileBytes)
+	}
+	return Decode(path, buf.Bytes(), dst)
+}
+
+// Decode is Load for a document already in memory; name labels errors.
+func Decode(name string, data []byte, dst any) error {
+	d := toml.NewDecoder(bytes.NewReader(data))
+	d.DisallowUnknownFields()
+	if err := d.Decode(dst); err != nil {
+		return decodeError(name, err)
+	}
+	return validate(name, data, dst)
+}
+
+func validate(name string, data []byte, dst any) error {
+	v, ok := dst.(Validator)
+	if !ok {
+		return nil
+	}
+	err := v.Validate()
+	if err == nil {
+		return nil
+	}
+	var fe *FieldError
+	if errors.As(err, &fe) {
+		if line := keyLine(data, fe.Key); line > 0 {
+			return fmt.Errorf("config %s:%d: %w", name, line, err)
+		}
+	}
+	return fmt.Errorf("config %s: %w", name, err)
+}
+
+var typeMismatch = regexp.MustCompile(`^toml: cannot decode TOML (\w+) into .* of type (\S+)$`)
+
+func decodeError(name string, err error) error {
+	var de *toml.DecodeError
+	if !errors.As(err, &de) {
+		var sm *toml.StrictMissingError
+		if errors.As(err, &sm) && len(sm.Errors) > 0 {
+			de = &sm.Errors[0]
+		} else {
+			return fmt.Errorf("config %s: %w", name, err)
+		}
+	}
+	row, _ := de.Position()
+	msg := strings.TrimPrefix(de.Error(), "toml: ")
+	if m := typeMismatch.FindStringSubmatch(de.Error()); m != nil {
+		msg = fmt.Sprintf("wrong type: a %s where %s is wanted", m[1], m[2])
+	}
+	if strings.HasPrefix(msg, "strict mode") {
+		msg = "unknown key"
+	}
+	if key := strings.Join(de.Key(), "."); key != "" {
+		return fmt.Errorf("config %s:%d: %s: %s", name, row, key, msg)
+	}
+	return fmt.Errorf("config %s:%d: %s", name, row, msg)
+}
+
+// keyLine returns the line on which a dotted key is set in data, or 0.
+func keyLine(data []byte, key string) int {
+	if len(data) == 0 {
+		return 0
+	}
+	var p unstable.Parser
+	p.Reset(data)
+	var table []string
+	for p.NextExpression() {
+		e := p.Expression()
+		var parts []string
+		first := unstable.Range{}
+		it := e.Key()
+		for it.Next() {
+			if len(parts) == 0 {
+				first = it.Node().Raw
+			}
+			parts = append(parts, string(it.Node().Data))
+		}
+		switch e.Kind {
+		case unstable.Table, unstable.ArrayTable:
+			table = parts
+			if strings.Join(parts, ".") == key {
+				return p.Shape(first).Start.Line
+			}
+		case unstable.KeyValue:
+			full := strings.Join(append(append([]string{}, table...), parts...), ".")
+			if full == key || strings.HasPrefix(key, full+".") {
+				return p.Shape(first).Start.Line
+			}
+		}
+	}
+	return 0
+}
+
+// Duration is a time.Duration written as a string such as "5s" or "1m30s".
+type Duration time.Duration
+
+// UnmarshalText parses a duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("bad duration %q (want e.g. \"5s\" or \"1m30s\")", b)
+	}
+	if v < 0 {
+		return fmt.Errorf("negative duration %q", b)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalText writes the duration as a string.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// String writes the duration as a string.
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// Set parses a duration string, so a Duration can be a flag.Value.
+func (d *Duration) Set(s string) error { return d.UnmarshalText([]byte(s)) }

@@ -1,0 +1,212 @@
+package netsrv
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"example.com/appliance/shared/listen"
+)
+
+// Conn is a stream connection accepted through a Server: it counts its
+// bytes, applies the server's timeouts when Timeouts is on, and is closed by
+// the server's Shutdown if still open when the grace period ends.
+type Conn struct {
+	net.Conn
+	srv       *Server
+	transport string
+	stats     *transportMetrics
+	deadlines bool // apply Limits' timeouts on each read and write
+
+	mu       sync.Mutex // orders deadline changes against drain
+	draining bool
+	readOnce bool
+	rdl, wdl time.Time // deadlines last set
+	closed   atomic.Bool
+}
+
+// Read applies the read or idle timeout, then reads. Once the server is
+// draining it returns ErrServerClosed instead of waiting for a new request.
+func (c *Conn) Read(b []byte) (int, error) {
+	if err := c.armRead(); err != nil {
+		return 0, err
+	}
+	n, err := c.Conn.Read(b)
+	c.stats.received(n)
+	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) && c.isDraining() {
+		return n, ErrServerClosed
+	}
+	return n, err
+}
+
+// Write applies the write timeout, then writes.
+func (c *Conn) Write(b []byte) (int, error) {
+	if c.deadlines {
+		if t := c.srv.limits.Load().WriteTimeout; t > 0 {
+			c.mu.Lock()
+			c.wdl = rearm(c.wdl, t, c.Conn.SetWriteDeadline)
+			c.mu.Unlock()
+		}
+	}
+	n, err := c.Conn.Write(b)
+	c.stats.sent(n)
+	return n, err
+}
+
+func (c *Conn) armRead() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.draining {
+		return ErrServerClosed
+	}
+	if !c.deadlines {
+		return nil
+	}
+	lim := c.srv.limits.Load()
+	t := lim.ReadTimeout
+	if c.readOnce && lim.IdleTimeout > 0 {
+		t = lim.IdleTimeout
+	}
+	c.readOnce = true
+	if t <= 0 {
+		if !c.rdl.IsZero() {
+			c.rdl = time.Time{}
+			c.Conn.SetReadDeadline(c.rdl)
+		}
+		return nil
+	}
+	c.rdl = rearm(c.rdl, t, c.Conn.SetReadDeadline)
+	return nil
+}
+
+// rearm moves a deadline to now+t, but leaves it alone while it is at most
+// t/16 early: resetting the runtime timer on every request costs more than
+// a slightly early timeout is worth.
+func rearm(cur time.Time, t time.Duration, set func(time.Time) error) time.Time {
+	want := time.Now().Add(t)
+	if d := want.Sub(cur); !cur.IsZero() && d >= 0 && d <= t/16 {
+		return cur
+	}
+	set(want)
+	return want
+}
+
+func (c *Conn) isDraining() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.draining
+}
+
+// drain makes the next read, or the one in progress, return ErrServerClosed.
+func (c *Conn) drain() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.draining = true
+	c.Conn.SetReadDeadline(aLongTimeAgo)
+}
+
+// Close closes the connection and releases its place under MaxConns.
+func (c *Conn) Close() error {
+	if c.closed.Swap(true) {
+		return nil
+	}
+	err := c.Conn.Close()
+	c.srv.active.Add(-1)
+	c.stats.closed()
+	c.srv.trackConn(c, false)
+	return err
+}
+
+// Listener is what TrackListener returns.
+type Listener struct {
+	net.Listener
+	// Timeouts applies the server's read, idle and write timeouts to the
+	// accepted connections; leave it off when the owner sets its own.
+	Timeouts bool
+
+	srv       *Server
+	transport string
+	lastWarn  atomic.Int64 // unix seconds of the last "limit reached" log
+	rejected  atomic.Int64 // rejections since that log
+}
+
+// TrackListener wraps l for a server that runs its own accept loop, such as
+// net/http's or go-nfs's: accepted connections count against MaxConns (the
+// excess is closed and counted), are counted in the metrics, and are drained
+// and then closed by Shutdown. Call the owner's own Shutdown first.
+func (s *Server) TrackListener(l net.Listener) *Listener {
+	s.init()
+	return &Listener{Listener: l, srv: s, transport: listen.Network(l.Addr())}
+}
+
+// Accept returns the next connection within the server's limits.
+func (l *Listener) Accept() (net.Conn, error) {
+	s := l.srv
+	stats := s.Metrics.forTransport(l.transport)
+	for {
+		nc, err := l.Listener.Accept()
+		if err != nil {
+			if s.closed.Load() {
+				return nil, ErrServerClosed
+			}
+			return nil, err
+		}
+		n := s.active.Add(1)
+		if max := s.limits.Load().MaxConns; max > 0 && n > int64(max) {
+			s.active.Add(-1)
+			nc.Close()
+			stats.rejectedConn()
+			l.warnRejected(max)
+			continue
+		}
+		c := &Conn{Conn: nc, srv: s, transport: l.transport, stats: stats, deadlines: l.Timeouts}
+		if !s.trackConn(c, true) {
+			s.active.Add(-1)
+			nc.Close()
+			return nil, ErrServerClosed
+		}
+		stats.opened()
+		return c, nil
+	}
+}
+
+// warnRejected logs at most once a second, so a flood cannot flood the log.
+func (l *Listener) warnRejected(max int) {
+	l.rejected.Add(1)
+	now := time.Now().Unix()
+	last := l.lastWarn.Load()
+	if now > last && l.lastWarn.CompareAndSwap(last, now) {
+		l.srv.Logger.Warn("connection limit reached; refusing connections",
+			"addr", l.Addr().String(), "max_conns", max, "refused", l.rejected.Swap(0))
+	}
+}
+
+type ctxKey int
+
+const connKey ctxKey = 0
+
+// Observe records one request served on the connection behind ctx: its
+// duration since start and whether it failed. Stream handlers call it once
+// per request; the server counts datagrams itself.
+func Observe(ctx context.Context, start time.Time, err error) {
+	if c, ok := ctx.Value(connKey).(*Conn); ok {
+		c.stats.request(start, err)
+	}
+}
+
+// LimitsFrom returns the limits in force for the connection behind ctx.
+func LimitsFrom(ctx context.Context) Limits {
+	if c, ok := ctx.Value(connKey).(*Conn); ok {
+		return c.srv.Limits()
+	}
+	if s, ok := ctx.Value(serverKey).(*Server); ok {
+		return s.Limits()
+	}
+	return Limits{}
+}
+
+const serverKey ctxKey = 1

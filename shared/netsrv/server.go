@@ -1,0 +1,435 @@
+// Package netsrv is the connection-handling core shared by the appliance's daemons.
+//
+// A Server runs one StreamHandler over any number of stream listeners (TCP,
+// Unix) and one PacketHandler over any number of packet connections (UDP,
+// unixgram), with the contract of net/http's Server: Serve and ServePacket
+// block until the server is shut down and then return ErrServerClosed, and
+// Shutdown stops accepting, lets requests in flight finish until its context
+// ends, and then closes what is left. Servers that own their accept loop
+// (net/http, go-nfs) use TrackListener to get the same limits, accounting and
+// shutdown.
+package netsrv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"example.com/appliance/shared/listen"
+)
+
+// ErrServerClosed is returned by Serve and ServePacket after Shutdown, and by
+// reads on a connection once the server has begun to drain.
+var ErrServerClosed = errors.New("netsrv: server closed")
+
+// StreamHandler serves one connection. It returns when the peer is done or
+// the connection fails; the server closes the connection afterwards and logs
+// a non-nil error once.
+type StreamHandler interface {
+	ServeConn(ctx context.Context, c net.Conn) error
+}
+
+// StreamHandlerFunc lets an ordinary function be a StreamHandler.
+type StreamHandlerFunc func(ctx context.Context, c net.Conn) error
+
+// ServeConn implements StreamHandler by calling f.
+func (f StreamHandlerFunc) ServeConn(ctx context.Context, c net.Conn) error { return f(ctx, c) }
+
+// PacketWriter sends a reply datagram. A net.PacketConn is one.
+type PacketWriter interface {
+	WriteTo(p []byte, addr net.Addr) (int, error)
+}
+
+// PacketHandler serves one datagram. p is only valid during the call.
+type PacketHandler interface {
+	ServePacket(ctx context.Context, w PacketWriter, p []byte, from net.Addr) error
+}
+
+// Limits bound what one server accepts. The zero value means no limits.
+type Limits struct {
+	// MaxConns is the number of stream connections served at once; more
+	// are accepted and closed at once, and counted as rejected. 0: no limit.
+	MaxConns int
+	// ReadTimeout bounds the wait for a connection's first bytes. 0: none.
+	ReadTimeout time.Duration
+	// IdleTimeout bounds each later wait for bytes. 0: ReadTimeout.
+	IdleTimeout time.Duration
+	// WriteTimeout bounds each write, so a peer that never reads is cut off. 0: none.
+	WriteTimeout time.Duration
+	// MaxMessageBytes is the largest request a handler accepts; larger
+	// datagrams are dropped and counted. 0: 65535 for datagrams, none for streams.
+	MaxMessageBytes int
+	// PacketWorkers is how many goroutines read each packet connection. 0: GOMAXPROCS.
+	PacketWorkers int
+}
+
+// Server serves stream and packet connections. Set its fields before the
+// first call to Serve or ServePacket; SetLimits may be called at any time.
+type Server struct {
+	// Handler serves stream connections; Serve needs it.
+	Handler StreamHandler
+	// PacketHandler serves datagrams; ServePacket needs it.
+	PacketHandler PacketHandler
+	// Logger receives one line per failed connection or request; nil discards.
+	Logger *slog.Logger
+	// Metrics, when set, counts connections, requests, bytes and panics.
+	Metrics *Metrics
+
+	limits atomic.Pointer[Limits]
+	active atomic.Int64 // stream connections being served
+	closed atomic.Bool  // Shutdown has begun
+
+	initOnce sync.Once
+	ctx      context.Context    // parent of every handler's context
+	cancel   context.CancelFunc // ends handler contexts once Shutdown gives up
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	packets   map[*packetConn]struct{}
+	conns     map[*Conn]struct{}
+	wg        sync.WaitGroup // serve loops, connections and packet handlers
+
+	testHookConns    func() // called after a connection is tracked or untracked
+	testConnsChanged chan struct{}
+}
+
+func (s *Server) init() {
+	s.initOnce.Do(func() {
+		s.ctx, s.cancel = context.WithCancel(context.WithValue(context.Background(), serverKey, s))
+		s.listeners = make(map[net.Listener]struct{})
+		s.packets = make(map[*packetConn]struct{})
+		s.conns = make(map[*Conn]struct{})
+		if s.limits.Load() == nil {
+			s.limits.Store(&Limits{})
+		}
+		if s.Logger == nil {
+			s.Logger = slog.New(slog.DiscardHandler)
+		}
+	})
+}
+
+// SetLimits replaces the server's limits. New values apply to every read,
+// write and accept from now on, including on open connections.
+func (s *Server) SetLimits(l Limits) {
+	s.limits.Store(&l)
+}
+
+// Limits returns the limits in force.
+func (s *Server) Limits() Limits {
+	if l := s.limits.Load(); l != nil {
+		return *l
+	}
+	return Limits{}
+}
+
+// ActiveConns returns the number of stream connections being served.
+func (s *Server) ActiveConns() int { return int(s.active.Load()) }
+
+// Serve accepts connections on l and serves each on its own goroutine with
+// s.Handler. It always returns a non-nil error: ErrServerClosed after
+// Shutdown. Serve takes ownership of l and closes it.
+func (s *Server) Serve(l net.Listener) error {
+	s.init()
+	if s.Handler == nil {
+		return errors.New("netsrv: Serve needs a Handler")
+	}
+	tl := s.TrackListener(l)
+	tl.Timeouts = true
+	if !s.trackListener(l, true) {
+		l.Close()
+		return ErrServerClosed
+	}
+	defer s.trackListener(l, false)
+	defer l.Close()
+
+	var backoff time.Duration
+	for {
+		c, err := tl.Accept()
+		if err != nil {
+			if s.closed.Load() {
+				return ErrServerClosed
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return err
+			}
+			// Out of file descriptors and the like: wait and retry, as net/http does.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.Logger.Warn("accept failed; retrying", "addr", l.Addr().String(), "err", err, "delay", backoff)
+			select {
+			case <-time.After(backoff):
+			case <-s.ctx.Done():
+			}
+			continue
+		}
+		backoff = 0
+		go s.serveConn(c.(*Conn))
+	}
+}
+
+func (s *Server) serveConn(c *Conn) {
+	defer c.Close()
+	start := time.Now()
+	ctx := context.WithValue(s.ctx, connKey, c)
+	log := s.Logger
+	err := func() (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				err = s.recovered(r)
+			}
+		}()
+		return s.Handler.ServeConn(ctx, c)
+	}()
+	if err != nil && !quiet(err) {
+		log.Warn("connection failed", "transport", c.transport, "remote", remoteString(c.RemoteAddr()),
+			"duration", time.Since(start), "err", err)
+	} else {
+		log.Debug("connection closed", "transport", c.transport, "remote", remoteString(c.RemoteAddr()),
+			"duration", time.Since(start), "err", err)
+	}
+}
+
+func (s *Server) recovered(r any) error {
+	s.Logger.Error("handler panic", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+	s.Metrics.panic()
+	return fmt.Errorf("%w: %v", errPanic, r)
+}
+
+var errPanic = errors.New("netsrv: handler panic")
+
+// quiet reports whether err is an ordinary end of a connection: the peer
+// left, a timeout cut it off, or the server is draining.
+func quiet(err error) bool {
+	if errors.Is(err, io.EOF) || errors.Is(err, ErrServerClosed) || errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, errPanic) {
+		return true // a panic was already logged with its stack
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+func remoteString(a net.Addr) string {
+	if a == nil || a.String() == "" {
+		return "-"
+	}
+	return a.String()
+}
+
+// ServePacket reads datagrams from pc and hands each to s.PacketHandler,
+// with Limits.PacketWorkers goroutines reading at once. It always returns a
+// non-nil error: ErrServerClosed after Shutdown. ServePacket takes ownership
+// of pc and closes it once the handlers in flight are done.
+func (s *Server) ServePacket(pc net.PacketConn) error {
+	s.init()
+	if s.PacketHandler == nil {
+		return errors.New("netsrv: ServePacket needs a PacketHandler")
+	}
+	p := &packetConn{PacketConn: pc, transport: listen.Network(pc.LocalAddr())}
+	p.stats = s.Metrics.forTransport(p.transport)
+	if !s.trackPacket(p, true) {
+		pc.Close()
+		return ErrServerClosed
+	}
+	workers := s.Limits().PacketWorkers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	errc := make(chan error, workers)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errc <- s.packetLoop(p)
+		}()
+	}
+	wg.Wait()
+	s.trackPacket(p, false)
+	pc.Close()
+	if s.closed.Load() {
+		return ErrServerClosed
+	}
+	return <-errc
+}
+
+func (s *Server) packetLoop(p *packetConn) error {
+	const maxDatagram = 65535
+	buf := make([]byte, maxDatagram+1)
+	var backoff time.Duration
+	for {
+		n, from, err := p.ReadFrom(buf)
+		if err != nil {
+			if s.closed.Load() {
+				return ErrServerClosed
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return err
+			}
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.Logger.Warn("read failed; retrying", "addr", p.LocalAddr().String(), "err", err, "delay", backoff)
+			select {
+			case <-time.After(backoff):
+			case <-s.ctx.Done():
+			}
+			continue
+		}
+		backoff = 0
+		p.stats.received(n)
+		lim := s.limits.Load()
+		max := lim.MaxMessageBytes
+		if max <= 0 || max > maxDatagram {
+			max = maxDatagram
+		}
+		if n > max {
+			p.stats.rejectedMessage()
+			s.Logger.Debug("datagram too large; dropped", "transport", p.transport, "remote", remoteString(from), "bytes", n, "max", max)
+			continue
+		}
+		s.servePacket(p, buf[:n], from)
+	}
+}
+
+func (s *Server) servePacket(p *packetConn, b []byte, from net.Addr) {
+	start := time.Now()
+	err := func() (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				err = s.recovered(r)
+			}
+		}()
+		return s.PacketHandler.ServePacket(s.ctx, p, b, from)
+	}()
+	p.stats.request(start, err)
+	if err != nil && !errors.Is(err, errPanic) {
+		s.Logger.Warn("request failed", "transport", p.transport, "remote", remoteString(from), "err", err)
+	}
+}
+
+// Shutdown stops the server gracefully: it closes the listeners, stops
+// reading datagrams, makes every connection's next read return
+// ErrServerClosed so handlers finish the request they are on, and waits for
+// them. When ctx ends first, it cancels the handlers' context, closes every
+// remaining connection and returns ctx.Err().
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.init()
+	s.closed.Store(true)
+	s.mu.Lock()
+	for l := range s.listeners {
+		l.Close()
+	}
+	for p := range s.packets {
+		// A past deadline stops the readers; the socket stays open so
+		// handlers in flight can still send their replies.
+		p.SetReadDeadline(aLongTimeAgo)
+	}
+	for c := range s.conns {
+		c.drain()
+	}
+	s.mu.Unlock()
+
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		s.cancel()
+		return nil
+	case <-ctx.Done():
+	}
+	s.cancel()
+	s.mu.Lock()
+	for c := range s.conns {
+		c.Conn.Close()
+	}
+	for p := range s.packets {
+		p.Close()
+	}
+	s.mu.Unlock()
+	return ctx.Err()
+}
+
+// Close closes every listener and connection at once, without draining.
+func (s *Server) Close() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := s.Shutdown(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
+var aLongTimeAgo = time.Unix(1, 0)
+
+func (s *Server) trackListener(l net.Listener, add bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if add {
+		if s.closed.Load() {
+			return false
+		}
+		s.listeners[l] = struct{}{}
+		s.wg.Add(1)
+	} else {
+		delete(s.listeners, l)
+		s.wg.Done()
+	}
+	return true
+}
+
+func (s *Server) trackPacket(p *packetConn, add bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if add {
+		if s.closed.Load() {
+			return false
+		}
+		s.packets[p] = struct{}{}
+		s.wg.Add(1)
+	} else {
+		delete(s.packets, p)
+		s.wg.Done()
+	}
+	return true
+}
+
+func (s *Server) trackConn(c *Conn, add bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if add {
+		if s.closed.Load() {
+			return false
+		}
+		s.conns[c] = struct{}{}
+		s.wg.Add(1)
+	} else {
+		delete(s.conns, c)
+		s.wg.Done()
+	}
+	if s.testHookConns != nil {
+		s.testHookConns()
+	}
+	return true
+}
+
+type packetConn struct {
+	net.PacketConn
+	transport string
+	stats     *transportMetrics
+}
+
+// WriteTo counts what the handler sends.
+func (p *packetConn) WriteTo(b []byte, addr net.Addr) (int, error) {
+	n, err := p.PacketConn.WriteTo(b, addr)
+	p.stats.sent(n)
+	return n, err
+}
