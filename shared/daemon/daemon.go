@@ -55,6 +55,7 @@ func NewBase(name string, c Common, w io.Writer) *Base {
 		h = slog.NewJSONHandler(w, opts)
 	}
 	b.Log = slog.New(h).With("daemon", name)
+	b.Log.Info("starting", "version", Version, "pid", os.Getpid())
 	b.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	b.Metrics = netsrv.NewMetrics(b.Registry, name)
 	return b

@@ -3,10 +3,15 @@ package daemon
 import (
 	"flag"
 	"fmt"
+	"os"
 	"strings"
 
 	"example.com/appliance/shared/config"
 )
+
+// Version is the appliance's version, set at build time with
+// -ldflags "-X example.com/appliance/shared/daemon.Version=...".
+var Version = "dev"
 
 // Flags are a daemon's command-line settings for a config of type C: each
 // flag that is given overrides the config file. The flags every daemon has
@@ -27,6 +32,11 @@ type Flags[C any] struct {
 func NewFlags[C any](fs *flag.FlagSet, defaults func() C, common func(*C) *Common) *Flags[C] {
 	f := &Flags[C]{fs: fs, defaults: defaults, common: common, apply: map[string]func(*C){}}
 	fs.StringVar(&f.ConfigPath, "config", "", "config file (TOML); built-in defaults when empty")
+	fs.BoolFunc("version", "print the version and exit", func(string) error {
+		fmt.Println(Version)
+		os.Exit(ExitOK)
+		return nil
+	})
 	f.String("admin", `admin listener for /metrics, /healthz and /readyz ("none": none)`, func(c *C, v string) {
 		if v == "none" {
 			v = ""

@@ -39,6 +39,9 @@ func (f *Framer) Feed(p []byte, emit func(msg []byte)) error {
 	if !f.lines {
 		i := bytes.IndexByte(p, '\n')
 		if i < 0 {
+			if f.Max > 0 && len(p) > f.Max {
+				return fmt.Errorf("%w: a read of %d bytes, limit %d", ErrTooLong, len(p), f.Max)
+			}
 			emit(p)
 			return nil
 		}

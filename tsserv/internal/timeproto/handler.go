@@ -115,7 +115,11 @@ var outPool = sync.Pool{New: func() any { b := make([]byte, 0, 2*readSize); retu
 // ServeConn implements netsrv.StreamHandler.
 func (h *Handler) ServeConn(ctx context.Context, c net.Conn) error {
 	fr := Framer{Max: netsrv.LimitsFrom(ctx).MaxMessageBytes}
-	buf := make([]byte, readSize)
+	size := readSize
+	if fr.Max > 0 && fr.Max < size {
+		size = fr.Max // a raw read is one message: keep it within the limit
+	}
+	buf := make([]byte, size)
 	for {
 		n, err := c.Read(buf)
 		if n > 0 {

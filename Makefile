@@ -1,0 +1,69 @@
+# The appliance: printsrv, filesrv and tsserv on one shared Go core.
+# `make` lists the targets.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+GO ?= go
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X example.com/appliance/shared/daemon.Version=$(VERSION)
+# The daemons and tools that exist so far, as bin/NAME from ./PATH.
+CMDS := tsserv:./tsserv tsclnt:./tsserv/tsclnt
+FUZZTIME ?= 20s
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+.PHONY: help build run test race lint fuzz bench clean
+
+help: ## list the targets
+	@awk -F':.*## ' '/^[a-z]+:.*## /{printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+build: ## build every daemon and tool into bin/
+	@mkdir -p bin
+	@for c in $(CMDS); do \
+		CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/$${c%%:*} $${c#*:}; \
+	done
+	@echo "built: $$(ls bin | tr '\n' ' ')"
+
+run: build ## start the appliance with its built-in defaults (state in ./var); Ctrl-C stops it
+	@mkdir -p var/log
+	@pids=(); \
+	stop() { trap - INT TERM; echo; echo "stopping..."; kill -TERM "$${pids[@]}" 2>/dev/null || true; wait "$${pids[@]}" 2>/dev/null || true; echo "stopped; logs in var/log/"; }; \
+	trap stop INT TERM; \
+	bin/tsserv 2> >(tee var/log/tsserv.log >&2) & pids+=($$!); \
+	for i in $$(seq 50); do bin/tsclnt -timeout 200ms -m ping >/dev/null 2>&1 && break; sleep 0.1; done; \
+	echo; \
+	echo "The appliance is running (logs also in var/log/). Ctrl-C stops it."; \
+	echo; \
+	echo "  timestamp service (tsserv): TCP and UDP on port 21567, every interface"; \
+	echo "    bin/tsclnt                    interactive; an empty line quits"; \
+	echo "    bin/tsclnt -m hello           one message (add -u for UDP, -6 for IPv6)"; \
+	echo "    printf 'a\nb\n' | nc -q1 localhost 21567"; \
+	echo "    metrics: curl http://127.0.0.1:9121/metrics"; \
+	echo; \
+	wait "$${pids[@]}"
+
+test: ## go vet, then every test with the race detector (interop tests need nc, socat, python3)
+	$(GO) vet ./...
+	$(GO) test -race -timeout 15m ./...
+
+race: test ## same as test
+
+lint: ## gofmt, go vet and staticcheck
+	@out=$$(gofmt -l $$(git ls-files '*.go') 2>&1); if [ -n "$$out" ]; then echo "not gofmt-formatted:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) -checks 'inherit,ST1000,ST1020,ST1021,ST1022' ./...
+
+fuzz: ## run each fuzz target for FUZZTIME (default 20s)
+	@for f in $$(git grep -l '^func Fuzz' -- '*_test.go'); do \
+		dir=./$$(dirname $$f); \
+		for name in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$f); do \
+			echo "== $$dir $$name"; \
+			$(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) $$dir; \
+		done; \
+	done
+
+bench: build ## measure tsserv against a minimal baseline; writes docs/benchmarks.md
+	$(GO) test -run='^$$' -bench=. -benchmem ./shared/... ./tsserv/...
+	$(GO) run ./tsserv/tsbench -tsserv ./bin/tsserv -out docs/benchmarks.md
+
+clean: ## remove bin/ and var/
+	rm -rf bin var
