@@ -158,9 +158,9 @@ func (l *Listener) Accept() (net.Conn, error) {
 		n := s.active.Add(1)
 		if max := s.limits.Load().MaxConns; max > 0 && n > int64(max) {
 			s.active.Add(-1)
-			nc.Close()
 			stats.rejectedConn()
 			l.warnRejected(max)
+			nc.Close()
 			continue
 		}
 		c := &Conn{Conn: nc, srv: s, transport: l.transport, stats: stats, deadlines: l.Timeouts}

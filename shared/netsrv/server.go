@@ -370,49 +370,23 @@ func (s *Server) Close() error {
 
 var aLongTimeAgo = time.Unix(1, 0)
 
-func (s *Server) trackListener(l net.Listener, add bool) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if add {
-		if s.closed.Load() {
-			return false
-		}
-		s.listeners[l] = struct{}{}
-		s.wg.Add(1)
-	} else {
-		delete(s.listeners, l)
-		s.wg.Done()
-	}
-	return true
-}
+func (s *Server) trackListener(l net.Listener, add bool) bool { return track(s, s.listeners, l, add) }
+func (s *Server) trackPacket(p *packetConn, add bool) bool    { return track(s, s.packets, p, add) }
+func (s *Server) trackConn(c *Conn, add bool) bool            { return track(s, s.conns, c, add) }
 
-func (s *Server) trackPacket(p *packetConn, add bool) bool {
+// track adds v to or removes it from one of the server's sets, counting it
+// in s.wg. Nothing is added once Shutdown has begun.
+func track[T comparable](s *Server, set map[T]struct{}, v T, add bool) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if add {
 		if s.closed.Load() {
 			return false
 		}
-		s.packets[p] = struct{}{}
+		set[v] = struct{}{}
 		s.wg.Add(1)
 	} else {
-		delete(s.packets, p)
-		s.wg.Done()
-	}
-	return true
-}
-
-func (s *Server) trackConn(c *Conn, add bool) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if add {
-		if s.closed.Load() {
-			return false
-		}
-		s.conns[c] = struct{}{}
-		s.wg.Add(1)
-	} else {
-		delete(s.conns, c)
+		delete(set, v)
 		s.wg.Done()
 	}
 	if s.testHookConns != nil {

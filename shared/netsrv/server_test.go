@@ -49,9 +49,8 @@ func (e *echo) ServeConn(ctx context.Context, c net.Conn) error {
 		if strings.HasPrefix(line, "panic") {
 			panic("asked to")
 		}
-		_, err = io.WriteString(c, "echo: "+line)
-		Observe(ctx, start, err)
-		if err != nil {
+		Observe(ctx, start, nil) // before the reply, so a client that has it sees the count
+		if _, err := io.WriteString(c, "echo: "+line); err != nil {
 			return err
 		}
 	}
@@ -164,6 +163,10 @@ func TestServing(t *testing.T) {
 				if got, want := string(buf[:n]), "echo: "+msg; got != want {
 					t.Errorf("reply %q, want %q", got, want)
 				}
+			}
+			c.Close()
+			if err := s.Shutdown(context.Background()); err != nil { // waits for the handlers to be counted
+				t.Fatal(err)
 			}
 			if got := testutil.ToFloat64(s.Metrics.requests.WithLabelValues(transport)); got != 2 {
 				t.Errorf("requests_total{transport=%q} = %v, want 2", transport, got)
@@ -287,6 +290,7 @@ func TestPanicIsRecovered(t *testing.T) {
 	}
 	roundTrip(t, dial(t, l.Addr().String()), "after\n")
 
+	s.SetLimits(Limits{PacketWorkers: 1}) // so "after" is read once the panic is counted
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
