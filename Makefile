@@ -26,10 +26,16 @@ build: ## build every daemon and tool into bin/
 run: build ## start the appliance with its built-in defaults (state in ./var); Ctrl-C stops it
 	@mkdir -p var/log
 	@pids=(); \
-	stop() { trap - INT TERM; echo; echo "stopping..."; kill -TERM "$${pids[@]}" 2>/dev/null || true; wait "$${pids[@]}" 2>/dev/null || true; echo "stopped; logs in var/log/"; }; \
-	trap stop INT TERM; \
-	bin/tsserv 2> >(tee var/log/tsserv.log >&2) & pids+=($$!); \
-	for i in $$(seq 50); do bin/tsclnt -timeout 200ms -m ping >/dev/null 2>&1 && break; sleep 0.1; done; \
+	stop() { trap - INT TERM; echo; echo "stopping..."; kill -TERM "$${pids[@]}" 2>/dev/null || true; \
+		wait "$${pids[@]}" 2>/dev/null || true; echo "stopped; logs in var/log/"; }; \
+	trap 'stop; exit 0' INT TERM; \
+	: "start NAME ARGS: run bin/NAME in its own session (so Ctrl-C reaches it once, as stop's SIGTERM),"; \
+	: "log to the terminal and var/log/NAME.log, and wait until it logs ready or dies"; \
+	start() { local log=var/log/$$1.log; : > $$log; \
+		setsid bash -c 'exec "$$0" "$${@:2}" 2> >(tee -a "$$1" >&2)' bin/$$1 $$log "$${@:2}" & pids+=($$!); \
+		for i in $$(seq 100); do grep -q 'msg=ready' $$log && return; kill -0 $$! 2>/dev/null || break; sleep 0.1; done; \
+		echo "$$1 did not start; see above and $$log"; stop; exit 1; }; \
+	start tsserv; \
 	echo; \
 	echo "The appliance is running (logs also in var/log/). Ctrl-C stops it."; \
 	echo; \
