@@ -108,15 +108,44 @@ func decodeError(name string, err error) error {
 	row, _ := de.Position()
 	msg := strings.TrimPrefix(de.Error(), "toml: ")
 	if m := typeMismatch.FindStringSubmatch(de.Error()); m != nil {
-		msg = fmt.Sprintf("wrong type: a %s where %s is wanted", m[1], m[2])
+		msg = fmt.Sprintf("wrong type: got %s, want %s", article(m[1]), goTypeName(m[2]))
 	}
-	if strings.HasPrefix(msg, "strict mode") {
+	if strings.HasPrefix(msg, "strict mode") || msg == "unknown field" || msg == "missing table" {
 		msg = "unknown key"
 	}
 	if key := strings.Join(de.Key(), "."); key != "" {
 		return fmt.Errorf("config %s:%d: %s: %s", name, row, key, msg)
 	}
 	return fmt.Errorf("config %s:%d: %s", name, row, msg)
+}
+
+func article(tomlKind string) string {
+	switch tomlKind {
+	case "integer", "inline", "array":
+		return "an " + tomlKind
+	}
+	return "a " + tomlKind
+}
+
+// goTypeName says in TOML's words what a Go type takes.
+func goTypeName(t string) string {
+	switch {
+	case strings.HasSuffix(t, "config.Duration"):
+		return `a duration string such as "5s"`
+	case strings.HasPrefix(t, "[]"):
+		return "an array"
+	case strings.HasPrefix(t, "int"), strings.HasPrefix(t, "uint"):
+		return "an integer"
+	case strings.HasPrefix(t, "float"):
+		return "a number"
+	case t == "string":
+		return "a string"
+	case t == "bool":
+		return "true or false"
+	case strings.HasPrefix(t, "struct"), strings.Contains(t, "."):
+		return "a table"
+	}
+	return t
 }
 
 // keyLine returns the line on which a dotted key is set in data, or 0.

@@ -83,6 +83,9 @@ func (b *Base) StartAdmin(addr string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("admin listener: %w", err)
 	}
+	if !a.Stream() {
+		return "", fmt.Errorf("admin listener: %q is not a tcp/ or unix// address", addr)
+	}
 	s, err := listen.Listen(a)
 	if err != nil {
 		return "", fmt.Errorf("admin listener: %w", err)

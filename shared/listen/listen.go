@@ -19,6 +19,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 )
 
 // Addr is a parsed listen address.
@@ -175,6 +177,10 @@ func Listen(a Addr) (Socket, error) {
 		err = fmt.Errorf("unknown network %q", a.Network)
 	}
 	if err != nil {
+		var oe *net.OpError
+		if errors.As(err, &oe) && oe.Err != nil {
+			err = oe.Err // it repeats the address
+		}
 		return s, fmt.Errorf("listen on %s: %w", a, err)
 	}
 	return s, nil
@@ -191,6 +197,14 @@ func removeStaleSocket(path string) error {
 	if fi.Mode()&os.ModeSocket == 0 {
 		return fmt.Errorf("socket path %q exists and is not a socket", path)
 	}
+	// A socket that answers belongs to a running server: taking its path
+	// would cut that server off without a word.
+	for _, network := range []string{"unix", "unixgram"} {
+		if c, err := net.DialTimeout(network, path, time.Second); err == nil {
+			c.Close()
+			return fmt.Errorf("socket path %q is in use by a running server", path)
+		}
+	}
 	if err := os.Remove(path); err != nil {
 		return fmt.Errorf("remove stale socket %q: %w", path, err)
 	}
@@ -201,13 +215,14 @@ func removeStaleSocket(path string) error {
 // listeners do for stream sockets.
 type unlinkOnClose struct {
 	*net.UnixConn
-	path string
+	path   string
+	unlink sync.Once // a second Close must not remove a newer socket's file
 }
 
 // Close closes the socket and removes its file.
 func (u *unlinkOnClose) Close() error {
 	err := u.UnixConn.Close()
-	os.Remove(u.path)
+	u.unlink.Do(func() { os.Remove(u.path) })
 	return err
 }
 

@@ -38,6 +38,9 @@ func Inherited() ([]Socket, error) {
 			for _, o := range out {
 				o.Close()
 			}
+			for rest := fd + 1; rest < listenFDsStart+n; rest++ {
+				unix.Close(rest) // ours to close: nobody else will use them
+			}
 			return nil, err
 		}
 		out = append(out, s)
