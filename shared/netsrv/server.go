@@ -49,7 +49,8 @@ type PacketWriter interface {
 	WriteTo(p []byte, addr net.Addr) (int, error)
 }
 
-// PacketHandler serves one datagram. p is only valid during the call.
+// PacketHandler serves one datagram. p and from are only valid during the
+// call: the server reuses them for the next datagram.
 type PacketHandler interface {
 	ServePacket(ctx context.Context, w PacketWriter, p []byte, from net.Addr) error
 }
@@ -263,9 +264,13 @@ func (s *Server) ServePacket(pc net.PacketConn) error {
 func (s *Server) packetLoop(p *packetConn) error {
 	const maxDatagram = 65535
 	buf := make([]byte, maxDatagram+1)
+	read := p.ReadFrom
+	if uc, ok := p.PacketConn.(*net.UDPConn); ok {
+		read = udpReader(uc)
+	}
 	var backoff time.Duration
 	for {
-		n, from, err := p.ReadFrom(buf)
+		n, from, err := read(buf)
 		if err != nil {
 			if s.closed.Load() {
 				return ErrServerClosed
@@ -294,6 +299,29 @@ func (s *Server) packetLoop(p *packetConn) error {
 			continue
 		}
 		s.servePacket(p, buf[:n], from)
+	}
+}
+
+// udpReader reads datagrams into one reused sender address: ReadFrom
+// allocates a new one for every datagram.
+func udpReader(uc *net.UDPConn) func([]byte) (int, net.Addr, error) {
+	var from net.UDPAddr
+	var ip [16]byte
+	return func(b []byte) (int, net.Addr, error) {
+		n, ap, err := uc.ReadFromUDPAddrPort(b)
+		if err != nil {
+			return n, nil, err
+		}
+		a := ap.Addr()
+		if a.Is4() {
+			v4 := a.As4()
+			from.IP = append(ip[:0], v4[:]...)
+		} else {
+			v6 := a.As16()
+			from.IP = append(ip[:0], v6[:]...)
+		}
+		from.Port, from.Zone = int(ap.Port()), a.Zone()
+		return n, &from, nil
 	}
 }
 
