@@ -107,6 +107,15 @@ func (s *Service) Reload() error {
 // Shutdown implements daemon.Service.
 func (s *Service) Shutdown(ctx context.Context) error {
 	err := s.srv.Shutdown(ctx)
+	// daemon.Serve hands each socket to the server on a goroutine of its
+	// own; one that has not registered yet when Shutdown comes right after
+	// Start is not closed by srv.Shutdown and would go on accepting after
+	// Shutdown returns. Close them all here (a second Close is harmless).
+	s.mu.Lock()
+	for _, so := range s.socks {
+		so.Close()
+	}
+	s.mu.Unlock()
 	s.base.StopAdmin(ctx)
 	return err
 }

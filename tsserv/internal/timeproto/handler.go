@@ -123,6 +123,7 @@ func (h *Handler) ServeConn(ctx context.Context, c net.Conn) error {
 	for {
 		n, err := c.Read(buf)
 		if n > 0 {
+			fr.Max = netsrv.LimitsFrom(ctx).MaxMessageBytes // a reload applies to open connections too
 			if werr := h.reply(ctx, c, func(emit func([]byte)) error { return fr.Feed(buf[:n], emit) }); werr != nil {
 				if errors.Is(werr, ErrTooLong) {
 					netsrv.RejectedMessage(ctx)
