@@ -70,7 +70,7 @@ func Decode(name string, data []byte, dst any) error {
 	d := toml.NewDecoder(bytes.NewReader(data))
 	d.DisallowUnknownFields()
 	if err := d.Decode(dst); err != nil {
-		return decodeError(name, err)
+		return decodeError(name, data, err)
 	}
 	return validate(name, data, dst)
 }
@@ -95,13 +95,19 @@ func validate(name string, data []byte, dst any) error {
 
 var typeMismatch = regexp.MustCompile(`^toml: cannot decode TOML (\w+) into .* of type (\S+)$`)
 
-func decodeError(name string, err error) error {
+func decodeError(name string, data []byte, err error) error {
 	var de *toml.DecodeError
 	if !errors.As(err, &de) {
 		var sm *toml.StrictMissingError
 		if errors.As(err, &sm) && len(sm.Errors) > 0 {
 			de = &sm.Errors[0]
 		} else {
+			var bd *badDurationError
+			if errors.As(err, &bd) {
+				if key, line := bareValue(data, bd.text); line > 0 {
+					return fmt.Errorf("config %s:%d: %s: %w", name, line, key, err)
+				}
+			}
 			return fmt.Errorf("config %s: %w", name, err)
 		}
 	}
@@ -150,9 +156,35 @@ func goTypeName(t string) string {
 
 // keyLine returns the line on which a dotted key is set in data, or 0.
 func keyLine(data []byte, key string) int {
-	if len(data) == 0 {
-		return 0
-	}
+	line := 0
+	walkKeys(data, func(k string, l int, v *unstable.Node) bool {
+		// A key set to an inline table holds the keys below it; a table header does not.
+		if k == key || v != nil && strings.HasPrefix(key, k+".") {
+			line = l
+			return false
+		}
+		return true
+	})
+	return line
+}
+
+// bareValue finds the first key whose value is written bare (a number,
+// a boolean, a date) as text: go-toml reports a TextUnmarshaler's error for
+// such a value without saying where it is.
+func bareValue(data []byte, text string) (key string, line int) {
+	walkKeys(data, func(k string, l int, v *unstable.Node) bool {
+		if v != nil && v.Kind != unstable.String && string(v.Data) == text {
+			key, line = k, l
+			return false
+		}
+		return true
+	})
+	return key, line
+}
+
+// walkKeys calls fn with each table header and key in data, dotted in
+// full, its line and its value (nil for a header), until fn returns false.
+func walkKeys(data []byte, fn func(key string, line int, value *unstable.Node) bool) {
 	var p unstable.Parser
 	p.Reset(data)
 	var table []string
@@ -167,43 +199,54 @@ func keyLine(data []byte, key string) int {
 			}
 			parts = append(parts, string(it.Node().Data))
 		}
+		line := p.Shape(first).Start.Line
 		switch e.Kind {
 		case unstable.Table, unstable.ArrayTable:
 			table = parts
-			if strings.Join(parts, ".") == key {
-				return p.Shape(first).Start.Line
+			if !fn(strings.Join(parts, "."), line, nil) {
+				return
 			}
 		case unstable.KeyValue:
 			full := strings.Join(append(append([]string{}, table...), parts...), ".")
-			if full == key || strings.HasPrefix(key, full+".") {
-				return p.Shape(first).Start.Line
+			if !fn(full, line, e.Value()) {
+				return
 			}
 		}
 	}
-	return 0
 }
 
 // Duration is a time.Duration written as a string such as "5s" or "1m30s".
-type Duration time.Duration
+// It is a struct, not a time.Duration, so that a bare number in a config
+// file is a type error rather than a count of nanoseconds.
+type Duration struct{ time.Duration }
+
+// NewDuration returns d as a Duration.
+func NewDuration(d time.Duration) Duration { return Duration{d} }
 
 // UnmarshalText parses a duration string.
 func (d *Duration) UnmarshalText(b []byte) error {
 	v, err := time.ParseDuration(string(b))
 	if err != nil {
-		return fmt.Errorf("bad duration %q (want e.g. \"5s\" or \"1m30s\")", b)
+		return &badDurationError{text: string(b)}
 	}
 	if v < 0 {
 		return fmt.Errorf("negative duration %q", b)
 	}
-	*d = Duration(v)
+	d.Duration = v
 	return nil
 }
 
+type badDurationError struct{ text string }
+
+func (e *badDurationError) Error() string {
+	return fmt.Sprintf("bad duration %q (want a string such as \"5s\" or \"1m30s\")", e.text)
+}
+
 // MarshalText writes the duration as a string.
-func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.Duration.String()), nil }
 
 // String writes the duration as a string.
-func (d Duration) String() string { return time.Duration(d).String() }
+func (d Duration) String() string { return d.Duration.String() }
 
 // Set parses a duration string, so a Duration can be a flag.Value.
 func (d *Duration) Set(s string) error { return d.UnmarshalText([]byte(s)) }

@@ -33,9 +33,9 @@ type testLimits struct {
 func defaults() testConfig {
 	return testConfig{
 		Name:    "default",
-		Timeout: Duration(5 * time.Second),
+		Timeout: NewDuration(5 * time.Second),
 		Tags:    []string{"a", "b"},
-		Limits:  testLimits{MaxConns: 100, Idle: Duration(time.Minute)},
+		Limits:  testLimits{MaxConns: 100, Idle: NewDuration(time.Minute)},
 	}
 }
 
@@ -47,7 +47,7 @@ func (c *testConfig) Validate() error {
 		return errors.New("a plain error, for no key")
 	case c.Limits.MaxConns < 0:
 		return Errorf("limits.max_conns", "must not be negative, got %d", c.Limits.MaxConns)
-	case c.Limits.Idle < c.Timeout:
+	case c.Limits.Idle.Duration < c.Timeout.Duration:
 		return Errorf("limits.idle", "must be at least the timeout (%s), got %s", c.Timeout, c.Limits.Idle)
 	}
 	return nil
@@ -69,18 +69,18 @@ func TestDecodeKeepsDefaults(t *testing.T) {
 		{"one top-level key", `name = "x"`, func(c *testConfig) { c.Name = "x" }},
 		{"one key in a table", "[limits]\nmax_conns = 5\n", func(c *testConfig) { c.Limits.MaxConns = 5 }},
 		{"dotted key", "limits.max_conns = 0\n", func(c *testConfig) { c.Limits.MaxConns = 0 }},
-		{"inline table", "limits = { idle = \"1h\" }\n", func(c *testConfig) { c.Limits.Idle = Duration(time.Hour) }},
+		{"inline table", "limits = { idle = \"1h\" }\n", func(c *testConfig) { c.Limits.Idle = NewDuration(time.Hour) }},
 		{"durations", "timeout = \"1m30s\"\n[limits]\nidle = \"2h\"\n", func(c *testConfig) {
-			c.Timeout = Duration(90 * time.Second)
-			c.Limits.Idle = Duration(2 * time.Hour)
+			c.Timeout = NewDuration(90 * time.Second)
+			c.Limits.Idle = NewDuration(2 * time.Hour)
 		}},
-		{"zero duration", "timeout = \"0s\"\n", func(c *testConfig) { c.Timeout = 0 }},
+		{"zero duration", "timeout = \"0s\"\n", func(c *testConfig) { c.Timeout = NewDuration(0) }},
 		{"list replaced", `tags = ["x"]`, func(c *testConfig) { c.Tags = []string{"x"} }},
 		{"empty list", `tags = []`, func(c *testConfig) { c.Tags = []string{} }},
 		{"everything", "name = \"all\"\ntimeout = \"1s\"\ntags = [\"p\", \"q\", \"r\"]\n[limits]\nmax_conns = 7\nidle = \"1s\"\n",
 			func(c *testConfig) {
-				*c = testConfig{Name: "all", Timeout: Duration(time.Second), Tags: []string{"p", "q", "r"},
-					Limits: testLimits{MaxConns: 7, Idle: Duration(time.Second)}}
+				*c = testConfig{Name: "all", Timeout: NewDuration(time.Second), Tags: []string{"p", "q", "r"},
+					Limits: testLimits{MaxConns: 7, Idle: NewDuration(time.Second)}}
 			}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -249,7 +249,7 @@ func TestLoad(t *testing.T) {
 					t.Errorf("defaults changed: %+v", *c)
 				}
 			}},
-		{name: "empty path with bad defaults", path: "", dst: &testConfig{Name: "", Limits: testLimits{Idle: 1}},
+		{name: "empty path with bad defaults", path: "", dst: &testConfig{Name: "", Limits: testLimits{Idle: NewDuration(1)}},
 			wantErr: "config defaults: name: must not be empty"},
 		{name: "empty path with a plain Validate error", path: "", dst: &testConfig{Name: "plain"},
 			wantErr: "config defaults: a plain error, for no key"},
@@ -268,7 +268,7 @@ func TestLoad(t *testing.T) {
 			wantErr: fmt.Sprintf("config %s: larger than %d bytes", filepath.Join(dir, "over.toml"), MaxFileBytes)},
 		{name: "no Validate", path: write("nv.toml", []byte("name = \"plain\"\ntimeout = \"3s\"\n")), dst: &noValidate{},
 			check: func(t *testing.T, dst any) {
-				if c := dst.(*noValidate); c.Name != "plain" || c.Timeout != Duration(3*time.Second) {
+				if c := dst.(*noValidate); c.Name != "plain" || c.Timeout != NewDuration(3*time.Second) {
 					t.Errorf("decoded %+v", *c)
 				}
 			}},
@@ -369,14 +369,14 @@ var durationTests = []struct {
 func TestDuration(t *testing.T) {
 	for _, tt := range durationTests {
 		t.Run(tt.in, func(t *testing.T) {
-			d := Duration(42)
+			d := NewDuration(42)
 			err := d.UnmarshalText([]byte(tt.in))
 			if tt.wantErr != "" {
 				if err == nil || !strings.HasPrefix(err.Error(), tt.wantErr) {
-					t.Errorf("UnmarshalText(%q) = %v (%v), want error %q", tt.in, err, time.Duration(d), tt.wantErr)
+					t.Errorf("UnmarshalText(%q) = %v (%v), want error %q", tt.in, err, d.Duration, tt.wantErr)
 				}
-				if d != 42 {
-					t.Errorf("UnmarshalText(%q) failed but changed the value to %v", tt.in, time.Duration(d))
+				if d.Duration != 42 {
+					t.Errorf("UnmarshalText(%q) failed but changed the value to %v", tt.in, d.Duration)
 				}
 				// Set, for flags, says the same.
 				if err := d.Set(tt.in); err == nil || !strings.HasPrefix(err.Error(), tt.wantErr) {
@@ -387,8 +387,8 @@ func TestDuration(t *testing.T) {
 			if err != nil {
 				t.Fatalf("UnmarshalText(%q): %v", tt.in, err)
 			}
-			if time.Duration(d) != tt.want {
-				t.Errorf("UnmarshalText(%q) = %v, want %v", tt.in, time.Duration(d), tt.want)
+			if d.Duration != tt.want {
+				t.Errorf("UnmarshalText(%q) = %v, want %v", tt.in, d.Duration, tt.want)
 			}
 			text, err := d.MarshalText()
 			if err != nil || string(text) != tt.want.String() || d.String() != tt.want.String() {
@@ -401,12 +401,12 @@ func TestDuration(t *testing.T) {
 func TestDurationFlag(t *testing.T) {
 	fs := flag.NewFlagSet("t", flag.ContinueOnError)
 	fs.SetOutput(new(bytes.Buffer))
-	d := Duration(time.Second)
+	d := NewDuration(time.Second)
 	fs.Var(&d, "grace", "grace period")
 	if err := fs.Parse([]string{"-grace", "1m30s"}); err != nil {
 		t.Fatal(err)
 	}
-	if d != Duration(90*time.Second) {
+	if d != NewDuration(90*time.Second) {
 		t.Errorf("-grace 1m30s gave %v", d)
 	}
 	if err := fs.Parse([]string{"-grace", "-1s"}); err == nil || !strings.Contains(err.Error(), `negative duration "-1s"`) {
@@ -422,19 +422,19 @@ func FuzzDurationUnmarshalText(f *testing.F) {
 		var d Duration
 		err := d.UnmarshalText([]byte(s))
 		if err != nil {
-			if d != 0 {
-				t.Errorf("UnmarshalText(%q) failed (%v) but set %v", s, err, time.Duration(d))
+			if d.Duration != 0 {
+				t.Errorf("UnmarshalText(%q) failed (%v) but set %v", s, err, d.Duration)
 			}
 			if !strings.Contains(err.Error(), strconv.Quote(s)) && !strings.Contains(err.Error(), fmt.Sprintf("%q", []byte(s))) {
 				t.Errorf("UnmarshalText(%q) error %q does not quote the input", s, err)
 			}
 			return
 		}
-		if d < 0 {
-			t.Fatalf("UnmarshalText(%q) = %v, negative", s, time.Duration(d))
+		if d.Duration < 0 {
+			t.Fatalf("UnmarshalText(%q) = %v, negative", s, d.Duration)
 		}
-		if want, err := time.ParseDuration(s); err != nil || Duration(want) != d {
-			t.Fatalf("UnmarshalText(%q) = %v, time.ParseDuration = %v, %v", s, time.Duration(d), want, err)
+		if want, err := time.ParseDuration(s); err != nil || NewDuration(want) != d {
+			t.Fatalf("UnmarshalText(%q) = %v, time.ParseDuration = %v, %v", s, d.Duration, want, err)
 		}
 		text, err := d.MarshalText()
 		if err != nil {
@@ -442,7 +442,7 @@ func FuzzDurationUnmarshalText(f *testing.F) {
 		}
 		var back Duration
 		if err := back.UnmarshalText(text); err != nil || back != d {
-			t.Fatalf("UnmarshalText(%q) = %v, written %q, read back %v, %v", s, time.Duration(d), text, time.Duration(back), err)
+			t.Fatalf("UnmarshalText(%q) = %v, written %q, read back %v, %v", s, d.Duration, text, back.Duration, err)
 		}
 	})
 }

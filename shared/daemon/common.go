@@ -62,14 +62,14 @@ type Limits struct {
 // DefaultCommon returns the shared defaults, with the daemon's admin address.
 func DefaultCommon(admin string) Common {
 	return Common{
-		ShutdownGrace: config.Duration(10 * time.Second),
+		ShutdownGrace: config.NewDuration(10 * time.Second),
 		Log:           Log{Level: "info", Format: "text"},
 		Admin:         Admin{Listen: admin},
 		Limits: Limits{
 			MaxConns:        10000,
-			ReadTimeout:     config.Duration(30 * time.Second),
-			IdleTimeout:     config.Duration(5 * time.Minute),
-			WriteTimeout:    config.Duration(30 * time.Second),
+			ReadTimeout:     config.NewDuration(30 * time.Second),
+			IdleTimeout:     config.NewDuration(5 * time.Minute),
+			WriteTimeout:    config.NewDuration(30 * time.Second),
 			MaxMessageBytes: 65536,
 		},
 	}
@@ -105,9 +105,9 @@ func (c *Common) Validate() error {
 func (l Limits) Net() netsrv.Limits {
 	return netsrv.Limits{
 		MaxConns:        l.MaxConns,
-		ReadTimeout:     time.Duration(l.ReadTimeout),
-		IdleTimeout:     time.Duration(l.IdleTimeout),
-		WriteTimeout:    time.Duration(l.WriteTimeout),
+		ReadTimeout:     l.ReadTimeout.Duration,
+		IdleTimeout:     l.IdleTimeout.Duration,
+		WriteTimeout:    l.WriteTimeout.Duration,
 		MaxMessageBytes: l.MaxMessageBytes,
 	}
 }

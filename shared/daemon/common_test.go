@@ -25,10 +25,10 @@ func TestDefaultCommonValidates(t *testing.T) {
 	}
 	c := DefaultCommon("")
 	want := Common{
-		ShutdownGrace: config.Duration(10 * time.Second),
+		ShutdownGrace: config.NewDuration(10 * time.Second),
 		Log:           Log{Level: "info", Format: "text"},
-		Limits: Limits{MaxConns: 10000, ReadTimeout: config.Duration(30 * time.Second),
-			IdleTimeout: config.Duration(5 * time.Minute), WriteTimeout: config.Duration(30 * time.Second),
+		Limits: Limits{MaxConns: 10000, ReadTimeout: config.NewDuration(30 * time.Second),
+			IdleTimeout: config.NewDuration(5 * time.Minute), WriteTimeout: config.NewDuration(30 * time.Second),
 			MaxMessageBytes: 65536},
 	}
 	if c != want {
@@ -112,8 +112,8 @@ func TestCommonInConfigFile(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if c.ShutdownGrace != config.Duration(3*time.Second) || c.Log.Level != "debug" || c.Log.Format != "text" ||
-					c.Limits.ReadTimeout != 0 || c.Limits.MaxConns != 10000 {
+				if c.ShutdownGrace != config.NewDuration(3*time.Second) || c.Log.Level != "debug" || c.Log.Format != "text" ||
+					c.Limits.ReadTimeout.Duration != 0 || c.Limits.MaxConns != 10000 {
 					t.Errorf("decoded %+v", c.Common)
 				}
 				return
@@ -128,9 +128,9 @@ func TestCommonInConfigFile(t *testing.T) {
 func TestLimitsNet(t *testing.T) {
 	l := Limits{
 		MaxConns:        7,
-		ReadTimeout:     config.Duration(time.Second),
-		IdleTimeout:     config.Duration(time.Minute),
-		WriteTimeout:    config.Duration(time.Hour),
+		ReadTimeout:     config.NewDuration(time.Second),
+		IdleTimeout:     config.NewDuration(time.Minute),
+		WriteTimeout:    config.NewDuration(time.Hour),
 		MaxMessageBytes: 512,
 	}
 	want := netsrv.Limits{MaxConns: 7, ReadTimeout: time.Second, IdleTimeout: time.Minute, WriteTimeout: time.Hour, MaxMessageBytes: 512}

@@ -65,7 +65,7 @@ func NewBase(name string, c Common, w io.Writer) *Base {
 func (b *Base) Reload(c Common) {
 	lvl, _ := ParseLevel(c.Log.Level)
 	if b.Level.Level() != lvl {
-		b.Log.Info("log level changed", "level", lvl.String())
+		b.Log.Info("log level changed", "new_level", lvl.String())
 		b.Level.Set(lvl)
 	}
 }

@@ -88,7 +88,7 @@ func TestNewBaseLogs(t *testing.T) {
 			if l := lines[i]; l["level"] != "INFO" || l["k"] != "v" {
 				t.Errorf("hello line %v", l)
 			}
-			if l := lines[i+1]; l["level"] != "DEBUG" && l["level"] != "INFO" {
+			if l := lines[i+1]; l["new_level"] != "DEBUG" {
 				t.Errorf("level change line %v", l)
 			}
 		})

@@ -3,7 +3,6 @@ package daemon
 import (
 	"flag"
 	"fmt"
-	"os"
 	"strings"
 
 	"example.com/appliance/shared/config"
@@ -20,6 +19,8 @@ var Version = "dev"
 type Flags[C any] struct {
 	// ConfigPath is the -config flag's value.
 	ConfigPath string
+	// ShowVersion is the -version flag: print Version and exit.
+	ShowVersion bool
 
 	fs       *flag.FlagSet
 	defaults func() C
@@ -32,11 +33,7 @@ type Flags[C any] struct {
 func NewFlags[C any](fs *flag.FlagSet, defaults func() C, common func(*C) *Common) *Flags[C] {
 	f := &Flags[C]{fs: fs, defaults: defaults, common: common, apply: map[string]func(*C){}}
 	fs.StringVar(&f.ConfigPath, "config", "", "config file (TOML); built-in defaults when empty")
-	fs.BoolFunc("version", "print the version and exit", func(string) error {
-		fmt.Println(Version)
-		os.Exit(ExitOK)
-		return nil
-	})
+	fs.BoolVar(&f.ShowVersion, "version", false, "print the version and exit")
 	f.String("admin", `admin listener for /metrics, /healthz and /readyz ("none": none)`, func(c *C, v string) {
 		if v == "none" {
 			v = ""

@@ -70,7 +70,7 @@ func TestFlagsPrecedence(t *testing.T) {
 	fromFile := func(c *flagsConfig) {
 		c.Name = "from-file"
 		c.Listen = []string{"file-1", "file-2"}
-		c.ShutdownGrace = config.Duration(20 * time.Second)
+		c.ShutdownGrace = config.NewDuration(20 * time.Second)
 		c.Log = Log{Level: "warn", Format: "json"}
 		c.Limits.MaxConns = 5
 	}
@@ -96,7 +96,7 @@ func TestFlagsPrecedence(t *testing.T) {
 			c.Admin.Listen = "unix//run/testd.sock"
 			c.Log = Log{Level: "error", Format: "text"}
 			c.Limits.MaxConns = 0
-			c.ShutdownGrace = config.Duration(90 * time.Second)
+			c.ShutdownGrace = config.NewDuration(90 * time.Second)
 			c.Name = "flag"
 		}},
 		{"admin none", []string{"-admin", "none"}, func(c *flagsConfig) { c.Admin.Listen = "" }},

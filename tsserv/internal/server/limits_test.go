@@ -168,7 +168,7 @@ func TestOversizeDatagramDropped(t *testing.T) {
 // TestWriteTimeout: a client that sends requests and never reads its
 // replies is cut off once a reply has waited write_timeout.
 func TestWriteTimeout(t *testing.T) {
-	ts := startService(t, func(c *server.Config) { c.Limits.WriteTimeout = config.Duration(200 * time.Millisecond) })
+	ts := startService(t, func(c *server.Config) { c.Limits.WriteTimeout = config.NewDuration(200 * time.Millisecond) })
 	srv := ts.Server()
 	for _, tr := range []transport{{"tcp", "tcp", ts.TCP4}, {"unix", "unix", ts.Unix}} {
 		t.Run(tr.name, func(t *testing.T) {
@@ -204,8 +204,8 @@ func TestWriteTimeout(t *testing.T) {
 func TestIdleTimeouts(t *testing.T) {
 	const readTimeout, idleTimeout = 200 * time.Millisecond, 400 * time.Millisecond
 	ts := startService(t, func(c *server.Config) {
-		c.Limits.ReadTimeout = config.Duration(readTimeout)
-		c.Limits.IdleTimeout = config.Duration(idleTimeout)
+		c.Limits.ReadTimeout = config.NewDuration(readTimeout)
+		c.Limits.IdleTimeout = config.NewDuration(idleTimeout)
 	})
 	tests := []struct {
 		name     string

@@ -131,7 +131,7 @@ func (s *Service) Failed() <-chan error {
 func (s *Service) Grace() time.Duration {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return time.Duration(s.cfg.ShutdownGrace)
+	return s.cfg.ShutdownGrace.Duration
 }
 
 const usage = `Tsserv is the appliance's timestamp service: every message a client sends
@@ -169,6 +169,10 @@ func Main(args []string, stderr io.Writer, sig <-chan os.Signal) int {
 			return daemon.ExitOK
 		}
 		return daemon.ExitUsage
+	}
+	if flags.ShowVersion {
+		fmt.Println(daemon.Version)
+		return daemon.ExitOK
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "tsserv: unexpected argument %q (see tsserv -help)\n", fs.Arg(0))
