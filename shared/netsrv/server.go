@@ -18,13 +18,10 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"runtime"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"example.com/appliance/shared/listen"
 )
 
 // ErrServerClosed is returned by Serve and ServePacket after Shutdown, and by
@@ -224,123 +221,6 @@ func remoteString(a net.Addr) string {
 	return a.String()
 }
 
-// ServePacket reads datagrams from pc and hands each to s.PacketHandler,
-// with Limits.PacketWorkers goroutines reading at once. It always returns a
-// non-nil error: ErrServerClosed after Shutdown. ServePacket takes ownership
-// of pc and closes it once the handlers in flight are done.
-func (s *Server) ServePacket(pc net.PacketConn) error {
-	s.init()
-	if s.PacketHandler == nil {
-		return errors.New("netsrv: ServePacket needs a PacketHandler")
-	}
-	p := &packetConn{PacketConn: pc, transport: listen.Network(pc.LocalAddr())}
-	p.stats = s.Metrics.forTransport(p.transport)
-	if !s.trackPacket(p, true) {
-		pc.Close()
-		return ErrServerClosed
-	}
-	workers := s.Limits().PacketWorkers
-	if workers <= 0 {
-		workers = runtime.GOMAXPROCS(0)
-	}
-	errc := make(chan error, workers)
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errc <- s.packetLoop(p)
-		}()
-	}
-	wg.Wait()
-	s.trackPacket(p, false)
-	pc.Close()
-	if s.closed.Load() {
-		return ErrServerClosed
-	}
-	return <-errc
-}
-
-func (s *Server) packetLoop(p *packetConn) error {
-	const maxDatagram = 65535
-	buf := make([]byte, maxDatagram+1)
-	read := p.ReadFrom
-	if uc, ok := p.PacketConn.(*net.UDPConn); ok {
-		read = udpReader(uc)
-	}
-	var backoff time.Duration
-	for {
-		n, from, err := read(buf)
-		if err != nil {
-			if s.closed.Load() {
-				return ErrServerClosed
-			}
-			if errors.Is(err, net.ErrClosed) {
-				return err
-			}
-			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			s.Logger.Warn("read failed; retrying", "addr", p.LocalAddr().String(), "err", err, "delay", backoff)
-			select {
-			case <-time.After(backoff):
-			case <-s.ctx.Done():
-			}
-			continue
-		}
-		backoff = 0
-		p.stats.received(n)
-		lim := s.limits.Load()
-		max := lim.MaxMessageBytes
-		if max <= 0 || max > maxDatagram {
-			max = maxDatagram
-		}
-		if n > max {
-			p.stats.rejectedMessage()
-			s.Logger.Debug("datagram too large; dropped", "transport", p.transport, "remote", remoteString(from), "bytes", n, "max", max)
-			continue
-		}
-		s.servePacket(p, buf[:n], from)
-	}
-}
-
-// udpReader reads datagrams into one reused sender address: ReadFrom
-// allocates a new one for every datagram.
-func udpReader(uc *net.UDPConn) func([]byte) (int, net.Addr, error) {
-	var from net.UDPAddr
-	var ip [16]byte
-	return func(b []byte) (int, net.Addr, error) {
-		n, ap, err := uc.ReadFromUDPAddrPort(b)
-		if err != nil {
-			return n, nil, err
-		}
-		a := ap.Addr()
-		if a.Is4() {
-			v4 := a.As4()
-			from.IP = append(ip[:0], v4[:]...)
-		} else {
-			v6 := a.As16()
-			from.IP = append(ip[:0], v6[:]...)
-		}
-		from.Port, from.Zone = int(ap.Port()), a.Zone()
-		return n, &from, nil
-	}
-}
-
-func (s *Server) servePacket(p *packetConn, b []byte, from net.Addr) {
-	start := time.Now()
-	err := func() (err error) {
-		defer func() {
-			if r := recover(); r != nil {
-				err = s.recovered(r)
-			}
-		}()
-		return s.PacketHandler.ServePacket(s.ctx, p, b, from)
-	}()
-	p.stats.request(start, err)
-	if err != nil && !errors.Is(err, errPanic) {
-		s.Logger.Warn("request failed", "transport", p.transport, "remote", remoteString(from), "err", err)
-	}
-}
-
 // Shutdown stops the server gracefully: it closes the listeners, stops
 // reading datagrams, makes every connection's next read return
 // ErrServerClosed so handlers finish the request they are on, and waits for
@@ -421,17 +301,4 @@ func track[T comparable](s *Server, set map[T]struct{}, v T, add bool) bool {
 		s.testHookConns()
 	}
 	return true
-}
-
-type packetConn struct {
-	net.PacketConn
-	transport string
-	stats     *transportMetrics
-}
-
-// WriteTo counts what the handler sends.
-func (p *packetConn) WriteTo(b []byte, addr net.Addr) (int, error) {
-	n, err := p.PacketConn.WriteTo(b, addr)
-	p.stats.sent(n)
-	return n, err
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -495,5 +496,33 @@ func waitFor(t *testing.T, s *Server, cond func() bool) {
 		case <-timeout:
 			t.Fatal("condition not reached in 10s")
 		}
+	}
+}
+
+// TestUDPReplyLeavesFromTheRequestsAddress binds the wildcard address, as
+// the appliance does, and sends to a loopback address other than the one
+// the kernel would pick as the reply's source: a connected client socket
+// accepts the reply only if it comes from where the request went.
+func TestUDPReplyLeavesFromTheRequestsAddress(t *testing.T) {
+	tests := []struct {
+		name, network, bind, dialNetwork, host string
+	}{
+		{"ipv4 socket", "udp4", "0.0.0.0:0", "udp4", "127.0.0.2"},
+		{"dual-stack socket, ipv4 client", "udp", "[::]:0", "udp4", "127.0.0.2"},
+		{"dual-stack socket, ipv6 client", "udp", "[::]:0", "udp6", "::1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, _ := newServer(t, &echo{})
+			pc, err := net.ListenPacket(tt.network, tt.bind)
+			if err != nil {
+				t.Fatal(err)
+			}
+			servePacket(t, s, pc)
+			port := pc.LocalAddr().(*net.UDPAddr).Port
+			c := dial2(t, tt.dialNetwork, net.JoinHostPort(tt.host, strconv.Itoa(port)))
+			roundTrip(t, c, "where from")
+			roundTrip(t, c, "again") // the cached control message
+		})
 	}
 }

@@ -65,13 +65,6 @@ func (l *latencies) merge(h *histogram) {
 	l.n += h.n
 }
 
-func (l *latencies) add(o *latencies) {
-	for i, c := range o.counts {
-		l.counts[i] += c
-	}
-	l.n += o.n
-}
-
 // quantile returns the latency below which a fraction q of the samples fall,
 // or 0 when there are none.
 func (l *latencies) quantile(q float64) time.Duration {
