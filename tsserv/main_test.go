@@ -24,6 +24,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"example.com/appliance/shared/nettest"
 )
 
 // The binaries under test, built once by TestMain.
@@ -58,21 +60,6 @@ func build(out, pkg string) bool {
 		return false
 	}
 	return true
-}
-
-// needTool returns the path of an external program a test needs: a
-// missing one skips the test, except in CI (CI set), where it fails.
-func needTool(t *testing.T, name string) string {
-	t.Helper()
-	path, err := exec.LookPath(name)
-	if err == nil {
-		return path
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("%s is needed by this test and CI is set: %v", name, err)
-	}
-	t.Skipf("%s not found (%v); this test fails instead of skipping when CI is set", name, err)
-	return ""
 }
 
 // runBin runs a binary to completion and returns its exit status and output.
@@ -532,7 +519,7 @@ func floodUntilStalled(t *testing.T, c net.Conn) {
 // socket the way systemd does: descriptors 3 and 4, LISTEN_FDS=2, and
 // LISTEN_PID set to tsserv's own pid (a shell sets it and execs tsserv).
 func TestSystemdSocketActivation(t *testing.T) {
-	sh := needTool(t, "sh")
+	sh := nettest.NeedTool(t, "sh")
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

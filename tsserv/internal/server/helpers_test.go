@@ -29,22 +29,6 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// needTool returns the path of an external program a test drives. When it
-// is missing the test is skipped on a developer's machine but fails in CI
-// (CI set), where a skipped interop test would hide a broken image.
-func needTool(t testing.TB, name string) string {
-	t.Helper()
-	path, err := exec.LookPath(name)
-	if err == nil {
-		return path
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("%s is needed by this test and CI is set: %v (install it in the CI image)", name, err)
-	}
-	t.Skipf("%s not found (%v); this test fails instead of skipping when CI is set", name, err)
-	return ""
-}
-
 // testService is a tsserv Service running in this process on loopback
 // ports and Unix sockets in a temporary directory.
 type testService struct {

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"testing"
 
+	"example.com/appliance/shared/nettest"
 	"example.com/appliance/tsserv/internal/client"
 	"example.com/appliance/tsserv/internal/server"
 )
@@ -24,7 +25,7 @@ import (
 var msgs = []string{"hello", "second message", "时间戳 timestamp", "x"}
 
 func TestPythonClients(t *testing.T) {
-	python := needTool(t, "python3")
+	python := nettest.NeedTool(t, "python3")
 	ts := startService(t)
 	clientSock := filepath.Join(ts.Dir, "client.dgram")
 	tests := []struct {
@@ -65,7 +66,7 @@ func TestPythonClients(t *testing.T) {
 }
 
 func TestNetcat(t *testing.T) {
-	nc := needTool(t, "nc")
+	nc := nettest.NeedTool(t, "nc")
 	ts := startService(t)
 	tests := []struct {
 		name  string
@@ -111,7 +112,7 @@ func TestNetcat(t *testing.T) {
 }
 
 func TestSocat(t *testing.T) {
-	socat := needTool(t, "socat")
+	socat := nettest.NeedTool(t, "socat")
 	ts := startService(t)
 	// -t: after stdin's EOF, how long socat waits for the server to finish;
 	// tsserv closes as soon as it has answered, so it never waits that long.

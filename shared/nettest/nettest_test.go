@@ -1,0 +1,9 @@
+package nettest
+
+import "testing"
+
+func TestNeedToolFindsAProgram(t *testing.T) {
+	if NeedTool(t, "sh") == "" {
+		t.Error("no path for sh")
+	}
+}
