@@ -36,7 +36,10 @@ type FieldError struct {
 	Err error
 }
 
+// Error says which key is wrong and why.
 func (e *FieldError) Error() string { return e.Key + ": " + e.Err.Error() }
+
+// Unwrap returns the reason.
 func (e *FieldError) Unwrap() error { return e.Err }
 
 // Errorf returns a FieldError for key.

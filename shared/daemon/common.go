@@ -21,9 +21,9 @@ type Common struct {
 	// ShutdownGrace is how long a drain may take after SIGINT or SIGTERM
 	// before the remaining connections are closed. Default "10s".
 	ShutdownGrace config.Duration `toml:"shutdown_grace"`
-	Log           Log             `toml:"log"`
-	Admin         Admin           `toml:"admin"`
-	Limits        Limits          `toml:"limits"`
+	Log           Log             `toml:"log"`    // [log]
+	Admin         Admin           `toml:"admin"`  // [admin]
+	Limits        Limits          `toml:"limits"` // [limits]
 }
 
 // Log configures the daemon's log on standard error.
@@ -50,7 +50,9 @@ type Limits struct {
 	// ReadTimeout bounds the wait for a new connection's first request.
 	// "0s" means none. Default "30s".
 	ReadTimeout config.Duration `toml:"read_timeout"`
-	// IdleTimeout bounds the wait for each later request. Default "5m".
+	// IdleTimeout bounds the wait for each later request. "0s" means none.
+	// Default "5m". Once a request has begun, the rest of it must arrive
+	// within ReadTimeout.
 	IdleTimeout config.Duration `toml:"idle_timeout"`
 	// WriteTimeout bounds each reply, cutting off clients that do not read.
 	// Default "30s".
@@ -84,12 +86,8 @@ func (c *Common) Validate() error {
 		return config.Errorf("log.format", "unknown format %q (want text or json)", c.Log.Format)
 	}
 	if c.Admin.Listen != "" {
-		a, err := listen.Parse(c.Admin.Listen)
-		if err != nil {
+		if _, err := adminAddr(c.Admin.Listen); err != nil {
 			return &config.FieldError{Key: "admin.listen", Err: err}
-		}
-		if !a.Stream() {
-			return config.Errorf("admin.listen", "%q is not a tcp/ or unix// address", c.Admin.Listen)
 		}
 	}
 	if c.Limits.MaxConns < 0 {
@@ -125,4 +123,16 @@ func ParseLevel(s string) (slog.Level, error) {
 		return slog.LevelError, nil
 	}
 	return 0, fmt.Errorf("unknown level %q (want debug, info, warn or error)", s)
+}
+
+// adminAddr parses the admin listener's address, which must be a stream.
+func adminAddr(s string) (listen.Addr, error) {
+	a, err := listen.Parse(s)
+	if err != nil {
+		return a, err
+	}
+	if !a.Stream() {
+		return a, fmt.Errorf("%q is not a tcp/ or unix// address", s)
+	}
+	return a, nil
 }

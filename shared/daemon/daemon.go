@@ -33,20 +33,21 @@ const (
 // with its reloadable level, the metrics registry, the server metrics and
 // the admin listener.
 type Base struct {
-	Name     string
-	Log      *slog.Logger
-	Level    *slog.LevelVar
-	Registry *prometheus.Registry
-	Metrics  *netsrv.Metrics
+	Name     string               // the daemon's name, the metrics' namespace
+	Log      *slog.Logger         // the daemon's logger, with daemon=Name
+	Level    *slog.LevelVar       // Log's level, changed by Reload
+	Registry *prometheus.Registry // what /metrics serves
+	Metrics  *netsrv.Metrics      // the connection core's metrics, on Registry
 
-	ready atomic.Bool
-	admin *http.Server
-	done  chan struct{} // closed when the admin server stops
+	format string // the log format in use
+	ready  atomic.Bool
+	admin  *http.Server
+	done   chan struct{} // closed when the admin server stops
 }
 
 // NewBase sets up logging to w and metrics for the named daemon.
 func NewBase(name string, c Common, w io.Writer) *Base {
-	b := &Base{Name: name, Level: new(slog.LevelVar), Registry: prometheus.NewRegistry()}
+	b := &Base{Name: name, Level: new(slog.LevelVar), Registry: prometheus.NewRegistry(), format: c.Log.Format}
 	lvl, _ := ParseLevel(c.Log.Level) // validated already
 	b.Level.Set(lvl)
 	opts := &slog.HandlerOptions{Level: b.Level}
@@ -61,8 +62,12 @@ func NewBase(name string, c Common, w io.Writer) *Base {
 	return b
 }
 
-// Reload applies what SIGHUP may change in the shared sections: the log level.
+// Reload applies what SIGHUP may change in the shared sections: the log
+// level. The log format changes at the next start.
 func (b *Base) Reload(c Common) {
+	if c.Log.Format != b.format {
+		b.Log.Warn("log.format changed; it takes effect at the next restart", "format", b.format, "new_format", c.Log.Format)
+	}
 	lvl, _ := ParseLevel(c.Log.Level)
 	if b.Level.Level() != lvl {
 		b.Log.Info("log level changed", "new_level", lvl.String())
@@ -79,12 +84,9 @@ func (b *Base) StartAdmin(addr string) (string, error) {
 	if addr == "" {
 		return "", nil
 	}
-	a, err := listen.Parse(addr)
+	a, err := adminAddr(addr)
 	if err != nil {
 		return "", fmt.Errorf("admin listener: %w", err)
-	}
-	if !a.Stream() {
-		return "", fmt.Errorf("admin listener: %q is not a tcp/ or unix// address", addr)
 	}
 	s, err := listen.Listen(a)
 	if err != nil {
@@ -145,8 +147,8 @@ type Service interface {
 
 // Runner runs a Service until a signal stops it.
 type Runner struct {
-	Log     *slog.Logger
-	Service Service
+	Log     *slog.Logger // where the lifecycle is logged
+	Service Service      // what runs
 	// Grace returns the drain period in force (it can change on reload).
 	Grace func() time.Duration
 	// Signals, when set, replaces the process's SIGINT, SIGTERM and SIGHUP.

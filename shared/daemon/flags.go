@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"strings"
@@ -11,6 +12,10 @@ import (
 // Version is the appliance's version, set at build time with
 // -ldflags "-X example.com/appliance/shared/daemon.Version=...".
 var Version = "dev"
+
+// ErrUsage is wrapped by Load when a flag's value is bad: a usage error
+// (exit status 2), not a config error.
+var ErrUsage = errors.New("command line")
 
 // Flags are a daemon's command-line settings for a config of type C: each
 // flag that is given overrides the config file. The flags every daemon has
@@ -84,7 +89,7 @@ func (f *Flags[C]) Load() (C, error) {
 	})
 	if v, ok := any(&c).(config.Validator); ok && given {
 		if err := v.Validate(); err != nil {
-			return c, fmt.Errorf("command line: %w", err)
+			return c, fmt.Errorf("%w: %w", ErrUsage, err)
 		}
 	}
 	return c, nil

@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -199,11 +200,25 @@ func removeStaleSocket(path string) error {
 	}
 	// A socket that answers belongs to a running server: taking its path
 	// would cut that server off without a word.
+	// Only a refusal proves the socket dead: a busy server may answer a
+	// stream dial with EAGAIN, and the other socket type with EPROTOTYPE.
+	refused := false
 	for _, network := range []string{"unix", "unixgram"} {
-		if c, err := net.DialTimeout(network, path, time.Second); err == nil {
+		c, err := net.DialTimeout(network, path, time.Second)
+		if err == nil {
 			c.Close()
 			return fmt.Errorf("socket path %q is in use by a running server", path)
 		}
+		switch {
+		case errors.Is(err, syscall.ECONNREFUSED):
+			refused = true
+		case errors.Is(err, syscall.EPROTOTYPE):
+		default:
+			return fmt.Errorf("socket path %q: cannot tell whether a server still uses it: %w", path, err)
+		}
+	}
+	if !refused {
+		return fmt.Errorf("socket path %q: cannot tell whether a server still uses it", path)
 	}
 	if err := os.Remove(path); err != nil {
 		return fmt.Errorf("remove stale socket %q: %w", path, err)

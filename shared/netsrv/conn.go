@@ -26,7 +26,9 @@ type Conn struct {
 	draining bool
 	readOnce bool
 	rdl, wdl time.Time // deadlines last set
-	closed   atomic.Bool
+	// pendingSince is when the message now being read began; zero between messages.
+	pendingSince time.Time
+	closed       atomic.Bool
 }
 
 // Read applies the read or idle timeout, then reads. Once the server is
@@ -46,11 +48,9 @@ func (c *Conn) Read(b []byte) (int, error) {
 // Write applies the write timeout, then writes.
 func (c *Conn) Write(b []byte) (int, error) {
 	if c.deadlines {
-		if t := c.srv.limits.Load().WriteTimeout; t > 0 {
-			c.mu.Lock()
-			c.wdl = rearm(c.wdl, t, c.Conn.SetWriteDeadline)
-			c.mu.Unlock()
-		}
+		c.mu.Lock()
+		c.wdl = arm(c.wdl, c.srv.limits.Load().WriteTimeout, c.Conn.SetWriteDeadline)
+		c.mu.Unlock()
 	}
 	n, err := c.Conn.Write(b)
 	c.stats.sent(n)
@@ -67,26 +67,34 @@ func (c *Conn) armRead() error {
 		return nil
 	}
 	lim := c.srv.limits.Load()
-	t := lim.ReadTimeout
-	if c.readOnce && lim.IdleTimeout > 0 {
-		t = lim.IdleTimeout
-	}
-	c.readOnce = true
-	if t <= 0 {
-		if !c.rdl.IsZero() {
-			c.rdl = time.Time{}
-			c.Conn.SetReadDeadline(c.rdl)
+	if !c.pendingSince.IsZero() && lim.ReadTimeout > 0 {
+		// The rest of a message started: more bytes do not buy more time,
+		// or a byte a minute would hold a connection and its buffer forever.
+		if want := c.pendingSince.Add(lim.ReadTimeout); !want.Equal(c.rdl) {
+			c.rdl = want
+			c.Conn.SetReadDeadline(want)
 		}
 		return nil
 	}
-	c.rdl = rearm(c.rdl, t, c.Conn.SetReadDeadline)
+	t := lim.ReadTimeout
+	if c.readOnce {
+		t = lim.IdleTimeout
+	}
+	c.readOnce = true
+	c.rdl = arm(c.rdl, t, c.Conn.SetReadDeadline)
 	return nil
 }
 
-// rearm moves a deadline to now+t, but leaves it alone while it is at most
-// t/16 early: resetting the runtime timer on every request costs more than
-// a slightly early timeout is worth.
-func rearm(cur time.Time, t time.Duration, set func(time.Time) error) time.Time {
+// arm moves a deadline to now+t (none when t is 0), but leaves it alone
+// while it is at most t/16 early: resetting the runtime timer on every
+// request costs more than a slightly early timeout is worth.
+func arm(cur time.Time, t time.Duration, set func(time.Time) error) time.Time {
+	if t <= 0 {
+		if !cur.IsZero() {
+			set(time.Time{})
+		}
+		return time.Time{}
+	}
 	want := time.Now().Add(t)
 	if d := want.Sub(cur); !cur.IsZero() && d >= 0 && d <= t/16 {
 		return cur
@@ -195,6 +203,25 @@ const connKey ctxKey = 0
 func Observe(ctx context.Context, start time.Time, err error) {
 	if c, ok := ctx.Value(connKey).(*Conn); ok {
 		c.stats.request(start, err)
+	}
+}
+
+// MessagePending tells the server whether the connection behind ctx has
+// read the start of a message but not its end. While it has, the rest must
+// arrive within ReadTimeout of the start: further bytes do not extend the
+// read deadline as they do between messages.
+func MessagePending(ctx context.Context, pending bool) {
+	c, ok := ctx.Value(connKey).(*Conn)
+	if !ok {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case !pending:
+		c.pendingSince = time.Time{}
+	case c.pendingSince.IsZero():
+		c.pendingSince = time.Now()
 	}
 }
 

@@ -1,7 +1,6 @@
 package netsrv
 
 import (
-	"context"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -144,12 +143,4 @@ func (t *transportMetrics) request(start time.Time, err error) {
 		t.errors.Inc()
 	}
 	t.duration.Observe(time.Since(start).Seconds())
-}
-
-// RejectedMessage counts a stream message refused for its size on the
-// connection behind ctx.
-func RejectedMessage(ctx context.Context) {
-	if c, ok := ctx.Value(connKey).(*Conn); ok {
-		c.stats.rejectedMessage()
-	}
 }

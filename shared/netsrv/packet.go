@@ -21,6 +21,7 @@ const maxDatagram = 65535
 func (s *Server) ServePacket(pc net.PacketConn) error {
 	s.init()
 	if s.PacketHandler == nil {
+		pc.Close()
 		return errors.New("netsrv: ServePacket needs a PacketHandler")
 	}
 	p := &packetConn{PacketConn: pc, transport: listen.Network(pc.LocalAddr())}
@@ -61,25 +62,16 @@ func (s *Server) ServePacket(pc net.PacketConn) error {
 func (s *Server) packetLoop(p *packetConn, sess session) error {
 	buf := make([]byte, maxDatagram+1)
 	w := &replyWriter{sess: sess, stats: p.stats}
-	var backoff time.Duration
+	var r retrier
 	for {
 		n, from, err := sess.read(buf)
 		if err != nil {
-			if s.closed.Load() {
-				return ErrServerClosed
-			}
-			if errors.Is(err, net.ErrClosed) {
+			if err := s.retry(&r, "read", p.LocalAddr(), err); err != nil {
 				return err
-			}
-			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			s.Logger.Warn("read failed; retrying", "addr", p.LocalAddr().String(), "err", err, "delay", backoff)
-			select {
-			case <-time.After(backoff):
-			case <-s.ctx.Done():
 			}
 			continue
 		}
-		backoff = 0
+		r.backoff = 0
 		p.stats.received(n)
 		limit := s.limits.Load().MaxMessageBytes
 		if limit <= 0 || limit > maxDatagram {
@@ -105,7 +97,14 @@ func (s *Server) servePacket(p *packetConn, w PacketWriter, b []byte, from net.A
 		return s.PacketHandler.ServePacket(s.ctx, w, b, from)
 	}()
 	p.stats.request(start, err)
-	if err != nil && !errors.Is(err, errPanic) {
+	if errors.Is(err, ErrTooLarge) {
+		p.stats.rejectedMessage()
+	}
+	switch {
+	case err == nil:
+	case quiet(err):
+		s.Logger.Debug("request refused", "transport", p.transport, "remote", remoteString(from), "err", err)
+	default:
 		s.Logger.Warn("request failed", "transport", p.transport, "remote", remoteString(from), "err", err)
 	}
 }

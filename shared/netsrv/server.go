@@ -21,6 +21,7 @@ import (
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -34,6 +35,16 @@ var ErrServerClosed = errors.New("netsrv: server closed")
 type StreamHandler interface {
 	ServeConn(ctx context.Context, c net.Conn) error
 }
+
+// ErrTooLarge is wrapped by handlers for a message over MaxMessageBytes, or
+// one whose reply would not fit in a datagram. The server counts it in
+// messages_rejected_total and logs it only at debug.
+var ErrTooLarge = errors.New("netsrv: message too large")
+
+// ErrBadRequest is wrapped by handlers for a request they refuse because
+// of what the client sent. The server counts it as a failed request and
+// logs it only at debug.
+var ErrBadRequest = errors.New("netsrv: bad request")
 
 // StreamHandlerFunc lets an ordinary function be a StreamHandler.
 type StreamHandlerFunc func(ctx context.Context, c net.Conn) error
@@ -57,16 +68,18 @@ type Limits struct {
 	// MaxConns is the number of stream connections served at once; more
 	// are accepted and closed at once, and counted as rejected. 0: no limit.
 	MaxConns int
-	// ReadTimeout bounds the wait for a connection's first bytes. 0: none.
+	// ReadTimeout bounds the wait for a connection's first bytes, and the
+	// time a message may take to arrive whole (see MessagePending). 0: none.
 	ReadTimeout time.Duration
-	// IdleTimeout bounds each later wait for bytes. 0: ReadTimeout.
+	// IdleTimeout bounds each later wait for a new message. 0: none.
 	IdleTimeout time.Duration
 	// WriteTimeout bounds each write, so a peer that never reads is cut off. 0: none.
 	WriteTimeout time.Duration
 	// MaxMessageBytes is the largest request a handler accepts; larger
 	// datagrams are dropped and counted. 0: 65535 for datagrams, none for streams.
 	MaxMessageBytes int
-	// PacketWorkers is how many goroutines read each packet connection. 0: GOMAXPROCS.
+	// PacketWorkers is how many goroutines read each packet connection,
+	// fixed when ServePacket starts. 0: GOMAXPROCS.
 	PacketWorkers int
 }
 
@@ -138,6 +151,7 @@ func (s *Server) ActiveConns() int { return int(s.active.Load()) }
 func (s *Server) Serve(l net.Listener) error {
 	s.init()
 	if s.Handler == nil {
+		l.Close()
 		return errors.New("netsrv: Serve needs a Handler")
 	}
 	tl := s.TrackListener(l)
@@ -149,28 +163,56 @@ func (s *Server) Serve(l net.Listener) error {
 	defer s.trackListener(l, false)
 	defer l.Close()
 
-	var backoff time.Duration
+	var r retrier
 	for {
 		c, err := tl.Accept()
 		if err != nil {
-			if s.closed.Load() {
-				return ErrServerClosed
-			}
-			if errors.Is(err, net.ErrClosed) {
+			if err := s.retry(&r, "accept", l.Addr(), err); err != nil {
 				return err
-			}
-			// Out of file descriptors and the like: wait and retry, as net/http does.
-			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			s.Logger.Warn("accept failed; retrying", "addr", l.Addr().String(), "err", err, "delay", backoff)
-			select {
-			case <-time.After(backoff):
-			case <-s.ctx.Done():
 			}
 			continue
 		}
-		backoff = 0
+		r.backoff = 0
 		go s.serveConn(c.(*Conn))
 	}
+}
+
+// retrier paces the retries of one accept or read loop.
+type retrier struct{ backoff time.Duration }
+
+// retry decides what a serve loop does with an accept or read error: it
+// returns ErrServerClosed after Shutdown, the error itself when the socket
+// is broken, and otherwise waits (5ms doubling to 1s, as net/http does) and
+// returns nil to try again.
+func (s *Server) retry(r *retrier, op string, addr net.Addr, err error) error {
+	if s.closed.Load() {
+		return ErrServerClosed
+	}
+	if !transient(err) {
+		return err
+	}
+	r.backoff = min(max(2*r.backoff, 5*time.Millisecond), time.Second)
+	s.Logger.Warn(op+" failed; retrying", "addr", addr.String(), "err", err, "delay", r.backoff)
+	select {
+	case <-time.After(r.backoff):
+	case <-s.ctx.Done():
+	}
+	return nil
+}
+
+// transient reports whether an accept or read error passes: out of file
+// descriptors or buffers, a connection aborted before it was accepted, or
+// an ICMP error about an earlier datagram surfacing on a UDP read.
+func transient(err error) bool {
+	for _, e := range []error{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM,
+		syscall.ECONNABORTED, syscall.ECONNREFUSED, syscall.ECONNRESET, syscall.EHOSTUNREACH,
+		syscall.ENETUNREACH, syscall.EINTR, syscall.EAGAIN, syscall.EPROTO, syscall.EMSGSIZE} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 func (s *Server) serveConn(c *Conn) {
@@ -186,6 +228,9 @@ func (s *Server) serveConn(c *Conn) {
 		}()
 		return s.Handler.ServeConn(ctx, c)
 	}()
+	if errors.Is(err, ErrTooLarge) {
+		c.stats.rejectedMessage()
+	}
 	if err != nil && !quiet(err) {
 		log.Warn("connection failed", "transport", c.transport, "remote", remoteString(c.RemoteAddr()),
 			"duration", time.Since(start), "err", err)
@@ -203,12 +248,17 @@ func (s *Server) recovered(r any) error {
 
 var errPanic = errors.New("netsrv: handler panic")
 
-// quiet reports whether err is an ordinary end of a connection: the peer
-// left, a timeout cut it off, or the server is draining.
+// quiet reports whether err is an ordinary end of a connection or request,
+// logged only at debug: the peer left or reset, a timeout cut it off, the
+// server is draining, or the client sent something it should not have (a
+// client must not be able to fill the log).
 func quiet(err error) bool {
-	if errors.Is(err, io.EOF) || errors.Is(err, ErrServerClosed) || errors.Is(err, net.ErrClosed) ||
-		errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, errPanic) {
-		return true // a panic was already logged with its stack
+	for _, e := range []error{io.EOF, ErrServerClosed, net.ErrClosed, os.ErrDeadlineExceeded,
+		syscall.ECONNRESET, syscall.EPIPE, ErrTooLarge, ErrBadRequest,
+		errPanic} { // a panic was already logged with its stack
+		if errors.Is(err, e) {
+			return true
+		}
 	}
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()

@@ -4,13 +4,17 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -525,4 +529,124 @@ func TestUDPReplyLeavesFromTheRequestsAddress(t *testing.T) {
 			roundTrip(t, c, "again") // the cached control message
 		})
 	}
+}
+
+func TestReloadedZeroWriteTimeoutClearsTheDeadline(t *testing.T) {
+	s, _ := newServer(t, &echo{})
+	s.SetLimits(Limits{WriteTimeout: time.Hour})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve(t, s, l)
+	c := dial(t, l.Addr().String())
+	roundTrip(t, c, "armed\n")
+	s.SetLimits(Limits{})
+	roundTrip(t, c, "cleared\n")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for conn := range s.conns {
+		conn.mu.Lock()
+		if !conn.wdl.IsZero() {
+			t.Errorf("write deadline still %v after write_timeout went to 0", conn.wdl)
+		}
+		conn.mu.Unlock()
+	}
+}
+
+// TestMessageMustArriveWithinReadTimeout: a client that trickles one byte
+// at a time never lets the connection go idle, but once the handler says a
+// message has started, the whole of it must arrive within ReadTimeout.
+func TestMessageMustArriveWithinReadTimeout(t *testing.T) {
+	trickled := StreamHandlerFunc(func(ctx context.Context, c net.Conn) error {
+		buf := make([]byte, 16)
+		for {
+			if _, err := c.Read(buf); err != nil {
+				return err
+			}
+			MessagePending(ctx, true) // no message ever ends
+		}
+	})
+	s := &Server{Handler: trickled}
+	s.SetLimits(Limits{ReadTimeout: 300 * time.Millisecond})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve(t, s, l)
+	c := dial(t, l.Addr().String())
+	closed := make(chan struct{})
+	go func() {
+		c.Read(make([]byte, 1)) // returns when the server closes
+		close(closed)
+	}()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case <-closed:
+			return
+		case <-deadline:
+			t.Fatal("a trickling client was never cut off")
+		case <-tick.C:
+			c.Write([]byte("x"))
+		}
+	}
+}
+
+func TestTooLargeIsCountedAndQuiet(t *testing.T) {
+	tooBig := StreamHandlerFunc(func(ctx context.Context, c net.Conn) error {
+		return fmt.Errorf("line of 5 bytes: %w", ErrTooLarge)
+	})
+	reg := prometheus.NewRegistry()
+	var logs strings.Builder
+	s := &Server{Handler: tooBig, Metrics: NewMetrics(reg, "test"),
+		Logger: slog.New(slog.NewTextHandler(&syncWriter{w: &logs}, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+	watchConns(s)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve(t, s, l)
+	c := dial(t, l.Addr().String())
+	if _, err := c.Read(make([]byte, 1)); err == nil {
+		t.Fatal("connection not closed")
+	}
+	waitFor(t, s, func() bool { return s.ActiveConns() == 0 })
+	if got := testutil.ToFloat64(s.Metrics.tooLarge.WithLabelValues("tcp")); got != 1 {
+		t.Errorf("messages_rejected_total = %v, want 1", got)
+	}
+	if out := logs.String(); out != "" {
+		t.Errorf("a client's oversized message was logged at warn: %s", out)
+	}
+}
+
+func TestTransientErrors(t *testing.T) {
+	for _, tt := range []struct {
+		err  error
+		want bool
+	}{
+		{&net.OpError{Op: "accept", Err: os.NewSyscallError("accept4", syscall.EMFILE)}, true},
+		{&net.OpError{Op: "accept", Err: os.NewSyscallError("accept4", syscall.ECONNABORTED)}, true},
+		{&net.OpError{Op: "read", Err: os.NewSyscallError("recvmsg", syscall.ECONNREFUSED)}, true},
+		{net.ErrClosed, false},
+		{&net.OpError{Op: "accept", Err: os.NewSyscallError("accept4", syscall.EBADF)}, false},
+		{errors.New("something else"), false},
+	} {
+		if got := transient(tt.err); got != tt.want {
+			t.Errorf("transient(%v) = %v, want %v", tt.err, got, tt.want)
+		}
+	}
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(b []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(b)
 }

@@ -51,8 +51,16 @@ func Dial(o Options) (*Client, error) {
 	case o.Unix != "" && o.UDP:
 		c.server = o.Unix
 		c.local = filepath.Join(os.TempDir(), fmt.Sprintf("tsclnt-%d-%d.sock", os.Getpid(), time.Now().UnixNano()))
-		c.conn, err = net.DialUnix("unixgram", &net.UnixAddr{Name: c.local, Net: "unixgram"},
+		var uc *net.UnixConn
+		uc, err = net.DialUnix("unixgram", &net.UnixAddr{Name: c.local, Net: "unixgram"},
 			&net.UnixAddr{Name: o.Unix, Net: "unixgram"})
+		if err == nil {
+			c.conn = uc
+			// The server may run as another user: it must be able to answer.
+			if err = os.Chmod(c.local, 0o666); err != nil {
+				uc.Close()
+			}
+		}
 	case o.Unix != "":
 		c.server = o.Unix
 		c.conn, err = net.DialTimeout("unix", o.Unix, o.Timeout)
@@ -114,8 +122,11 @@ func (c *Client) Stamp(msg string) (string, error) {
 		if err == nil {
 			break
 		}
-		if errors.Is(err, bufio.ErrBufferFull) && len(line) <= MaxReply {
-			continue
+		if errors.Is(err, bufio.ErrBufferFull) {
+			if len(line) <= MaxReply {
+				continue
+			}
+			return "", fmt.Errorf("reply from %s longer than %d bytes", c.server, MaxReply)
 		}
 		if errors.Is(err, io.EOF) {
 			return "", fmt.Errorf("%s closed the connection without a reply", c.server)

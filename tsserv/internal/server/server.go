@@ -108,9 +108,9 @@ func (s *Service) Reload() error {
 func (s *Service) Shutdown(ctx context.Context) error {
 	err := s.srv.Shutdown(ctx)
 	// daemon.Serve hands each socket to the server on a goroutine of its
-	// own; one that has not registered yet when Shutdown comes right after
-	// Start is not closed by srv.Shutdown and would go on accepting after
-	// Shutdown returns. Close them all here (a second Close is harmless).
+	// own; one that has not reached Serve yet when Shutdown comes right
+	// after Start stays open until it does. The sockets are ours: close
+	// them now (a second Close is harmless).
 	s.mu.Lock()
 	for _, so := range s.socks {
 		so.Close()
@@ -181,6 +181,9 @@ func Main(args []string, stderr io.Writer, sig <-chan os.Signal) int {
 	cfg, err := flags.Load()
 	if err != nil {
 		fmt.Fprintf(stderr, "tsserv: %v\n", err)
+		if errors.Is(err, daemon.ErrUsage) {
+			return daemon.ExitUsage
+		}
 		return daemon.ExitConfig
 	}
 	base := daemon.NewBase("tsserv", cfg.Common, stderr)

@@ -16,12 +16,14 @@ package timeproto
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
+
+	"example.com/appliance/shared/netsrv"
 )
 
-// ErrTooLong is returned by a Framer for a line over its limit.
-var ErrTooLong = errors.New("timeproto: message too long")
+// ErrTooLong is returned by a Framer for a line over its limit. It wraps
+// netsrv.ErrTooLarge, so the server counts it as a rejected message.
+var ErrTooLong = fmt.Errorf("timeproto: message too long: %w", netsrv.ErrTooLarge)
 
 // Framer splits a stream into messages. The zero value is ready, with no
 // size limit.
@@ -67,11 +69,14 @@ func (f *Framer) Feed(p []byte, emit func(msg []byte)) error {
 		}
 		emit(line)
 	}
-	if cap(f.pending) > 64<<10 {
-		f.pending = nil // do not keep a burst's buffer on an idle connection
+	if len(f.pending) == 0 && cap(f.pending) > 4<<10 {
+		f.pending = nil // do not keep a long line's buffer on an idle connection
 	}
 	return nil
 }
+
+// Pending reports whether the start of a line has been read but not its end.
+func (f *Framer) Pending() bool { return len(f.pending) > 0 }
 
 // Flush emits the unterminated line left when the client closed its side.
 func (f *Framer) Flush(emit func(msg []byte)) {

@@ -41,6 +41,7 @@ func ParseFormat(s string) (Format, error) {
 	return 0, fmt.Errorf("unknown format %q (want ctime, rfc3339 or unix)", s)
 }
 
+// String returns the format's name, as ParseFormat reads it.
 func (f Format) String() string {
 	switch f {
 	case RFC3339:
@@ -112,24 +113,33 @@ const readSize = 1024
 
 var outPool = sync.Pool{New: func() any { b := make([]byte, 0, 2*readSize); return &b }}
 
+// withBuffer lends f a pooled buffer for building replies; f returns it,
+// grown or not, and a buffer grown past 64 KiB is left to the collector.
+func withBuffer(f func(b []byte) []byte) {
+	bp := outPool.Get().(*[]byte)
+	if out := f((*bp)[:0]); cap(out) <= 64<<10 {
+		*bp = out
+		outPool.Put(bp)
+	}
+}
+
 // ServeConn implements netsrv.StreamHandler.
 func (h *Handler) ServeConn(ctx context.Context, c net.Conn) error {
-	fr := Framer{Max: netsrv.LimitsFrom(ctx).MaxMessageBytes}
-	size := readSize
-	if fr.Max > 0 && fr.Max < size {
-		size = fr.Max // a raw read is one message: keep it within the limit
-	}
-	buf := make([]byte, size)
+	var fr Framer
+	buf := make([]byte, readSize)
 	for {
-		n, err := c.Read(buf)
+		size := len(buf)
+		if max := netsrv.LimitsFrom(ctx).MaxMessageBytes; max > 0 && max < size {
+			size = max // a raw read is one message: keep it within the limit
+		}
+		n, err := c.Read(buf[:size])
 		if n > 0 {
-			fr.Max = netsrv.LimitsFrom(ctx).MaxMessageBytes // a reload applies to open connections too
+			// Read again after the wait: a reload applies to open connections too.
+			fr.Max = netsrv.LimitsFrom(ctx).MaxMessageBytes
 			if werr := h.reply(ctx, c, func(emit func([]byte)) error { return fr.Feed(buf[:n], emit) }); werr != nil {
-				if errors.Is(werr, ErrTooLong) {
-					netsrv.RejectedMessage(ctx)
-				}
 				return werr
 			}
+			netsrv.MessagePending(ctx, fr.Pending())
 		}
 		if errors.Is(err, io.EOF) {
 			return h.reply(ctx, c, func(emit func([]byte)) error { fr.Flush(emit); return nil })
@@ -143,21 +153,18 @@ func (h *Handler) ServeConn(ctx context.Context, c net.Conn) error {
 // reply writes the replies to the messages frame emits, in one write.
 func (h *Handler) reply(ctx context.Context, c net.Conn, frame func(emit func([]byte)) error) error {
 	start := time.Now()
-	bp := outPool.Get().(*[]byte)
-	out := (*bp)[:0]
 	count := 0
-	ferr := frame(func(msg []byte) {
-		out = h.AppendReply(out, msg)
-		count++
+	var ferr, werr error
+	withBuffer(func(out []byte) []byte {
+		ferr = frame(func(msg []byte) {
+			out = h.AppendReply(out, msg)
+			count++
+		})
+		if len(out) > 0 {
+			_, werr = c.Write(out)
+		}
+		return out
 	})
-	var werr error
-	if len(out) > 0 {
-		_, werr = c.Write(out)
-	}
-	if cap(out) <= 64<<10 {
-		*bp = out
-		outPool.Put(bp)
-	}
 	for range count {
 		netsrv.Observe(ctx, start, werr)
 	}
@@ -167,21 +174,30 @@ func (h *Handler) reply(ctx context.Context, c net.Conn, frame func(emit func([]
 	return ferr
 }
 
+// maxUDPReply is the largest UDP payload over IPv4.
+const maxUDPReply = 65507
+
 // ServePacket implements netsrv.PacketHandler.
 func (h *Handler) ServePacket(_ context.Context, w netsrv.PacketWriter, p []byte, from net.Addr) error {
 	if from == nil || from.String() == "" {
-		// An unbound unixgram client has no address to answer.
-		return errors.New("datagram from an unnamed socket; cannot reply (bind the client socket)")
+		return fmt.Errorf("%w: datagram from an unnamed socket, nowhere to reply (the client must bind its socket)", netsrv.ErrBadRequest)
 	}
-	bp := outPool.Get().(*[]byte)
-	out := h.AppendReply((*bp)[:0], p)
-	_, err := w.WriteTo(out, from)
-	if cap(out) <= 64<<10 {
-		*bp = out
-		outPool.Put(bp)
+	if ua, ok := from.(*net.UDPAddr); ok && ua.Port < 1024 {
+		// A reply to a system port could start a loop with an echo-like
+		// service there, the classic UDP echo/chargen storm.
+		return fmt.Errorf("%w: datagram from system port %d dropped", netsrv.ErrBadRequest, ua.Port)
 	}
-	if err != nil {
-		return fmt.Errorf("send reply: %w", err)
-	}
-	return nil
+	var err error
+	withBuffer(func(out []byte) []byte {
+		out = h.AppendReply(out, p)
+		if _, ok := from.(*net.UDPAddr); ok && len(out) > maxUDPReply {
+			err = fmt.Errorf("%w: the reply to a %d-byte datagram would not fit in one", netsrv.ErrTooLarge, len(p))
+			return out
+		}
+		if _, werr := w.WriteTo(out, from); werr != nil {
+			err = fmt.Errorf("send reply: %w", werr)
+		}
+		return out
+	})
+	return err
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"example.com/appliance/shared/netsrv"
 )
 
 // feedCases are streams, cut into reads, with the messages they frame.
@@ -184,7 +186,7 @@ func (r *recorder) WriteTo(p []byte, addr net.Addr) (int, error) {
 func TestServePacket(t *testing.T) {
 	at := time.Date(2026, 11, 25, 11, 56, 10, 0, time.UTC)
 	h := &Handler{Now: func() time.Time { return at }}
-	from := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 9}
+	from := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}
 	var w recorder
 	if err := h.ServePacket(context.Background(), &w, []byte("ping"), from); err != nil {
 		t.Fatal(err)
@@ -194,6 +196,13 @@ func TestServePacket(t *testing.T) {
 	}
 	if err := h.ServePacket(context.Background(), &w, []byte("x"), &net.UnixAddr{Net: "unixgram"}); err == nil {
 		t.Error("reply to an unnamed unixgram socket did not fail")
+	}
+	if err := h.ServePacket(context.Background(), &w, []byte("x"), &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 7}); !errors.Is(err, netsrv.ErrBadRequest) {
+		t.Errorf("datagram from the echo port: %v, want it dropped", err)
+	}
+	big := make([]byte, maxUDPReply-10)
+	if err := h.ServePacket(context.Background(), &w, big, from); !errors.Is(err, netsrv.ErrTooLarge) {
+		t.Errorf("reply too large for a datagram: %v", err)
 	}
 	w.fail = errors.New("boom")
 	if err := h.ServePacket(context.Background(), &w, []byte("x"), from); err == nil {
