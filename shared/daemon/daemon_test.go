@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -26,6 +25,7 @@ import (
 
 	"example.com/appliance/shared/listen"
 	"example.com/appliance/shared/netsrv"
+	"example.com/appliance/shared/nettest"
 )
 
 func TestMain(m *testing.M) {
@@ -34,30 +34,12 @@ func TestMain(m *testing.M) {
 
 var discard = slog.New(slog.DiscardHandler)
 
-// syncBuffer is a bytes.Buffer that a logger may write to from any goroutine.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 func TestNewBaseLogs(t *testing.T) {
 	for _, format := range []string{"text", "json"} {
 		t.Run(format, func(t *testing.T) {
 			c := DefaultCommon("")
 			c.Log.Format = format
-			var out syncBuffer
+			var out nettest.Buffer
 			b := NewBase("testd", c, &out)
 			if b.Name != "testd" || b.Registry == nil || b.Metrics == nil || b.Level.Level() != slog.LevelInfo {
 				t.Fatalf("NewBase = %+v", b)
@@ -96,7 +78,7 @@ func TestNewBaseLogs(t *testing.T) {
 	t.Run("level from the config", func(t *testing.T) {
 		c := DefaultCommon("")
 		c.Log.Level = "warn"
-		var out syncBuffer
+		var out nettest.Buffer
 		b := NewBase("testd", c, &out)
 		b.Log.Info("hidden")
 		b.Log.Warn("shown")

@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -23,6 +22,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/goleak"
+
+	"example.com/appliance/shared/nettest"
 )
 
 func TestMain(m *testing.M) {
@@ -600,9 +601,9 @@ func TestTooLargeIsCountedAndQuiet(t *testing.T) {
 		return fmt.Errorf("line of 5 bytes: %w", ErrTooLarge)
 	})
 	reg := prometheus.NewRegistry()
-	var logs strings.Builder
+	var logs nettest.Buffer
 	s := &Server{Handler: tooBig, Metrics: NewMetrics(reg, "test"),
-		Logger: slog.New(slog.NewTextHandler(&syncWriter{w: &logs}, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	watchConns(s)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -638,15 +639,4 @@ func TestTransientErrors(t *testing.T) {
 			t.Errorf("transient(%v) = %v, want %v", tt.err, got, tt.want)
 		}
 	}
-}
-
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(b []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(b)
 }

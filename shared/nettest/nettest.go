@@ -4,8 +4,10 @@
 package nettest
 
 import (
+	"bytes"
 	"os"
 	"os/exec"
+	"sync"
 	"testing"
 )
 
@@ -23,4 +25,25 @@ func NeedTool(t testing.TB, name string) string {
 	}
 	t.Skipf("%s not found (%v); this test fails instead of skipping when CI is set", name, err)
 	return ""
+}
+
+// Buffer is a bytes.Buffer that a logger may write to from any goroutine
+// while a test reads it.
+type Buffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+// Write appends p.
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+// String returns what has been written so far.
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }

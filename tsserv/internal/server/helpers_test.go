@@ -22,6 +22,7 @@ import (
 	"go.uber.org/goleak"
 
 	"example.com/appliance/shared/daemon"
+	"example.com/appliance/shared/nettest"
 	"example.com/appliance/tsserv/internal/server"
 )
 
@@ -35,7 +36,7 @@ type testService struct {
 	*server.Service
 	Base *daemon.Base
 	Dir  string // holds the Unix sockets
-	Log  *syncBuffer
+	Log  *nettest.Buffer
 
 	// Bound addresses without their network prefix, e.g. 127.0.0.1:40123
 	// or /tmp/.../ts.sock; "" for a network not configured.
@@ -66,7 +67,7 @@ func startService(t testing.TB, edits ...func(*server.Config)) *testService {
 // newService is startService without the start.
 func newService(t testing.TB, edits ...func(*server.Config)) *testService {
 	t.Helper()
-	ts := &testService{Dir: sockDir(t), Log: new(syncBuffer)}
+	ts := &testService{Dir: sockDir(t), Log: new(nettest.Buffer)}
 	cfg := server.Default()
 	cfg.Listen = allListen(ts.Dir)
 	cfg.Admin.Listen = ""
@@ -349,24 +350,6 @@ func exchange(t testing.TB, msg string, name string, args ...string) string {
 		t.Errorf("%s %q: %v\nstdout: %q\nstderr:\n%s", filepath.Base(name), args, err, out, stderr.String())
 	}
 	return string(out)
-}
-
-// syncBuffer is a bytes.Buffer safe for a logger and a test at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // timeoutFromNow is the deadline for a test's own socket operations.
