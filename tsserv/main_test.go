@@ -341,21 +341,6 @@ func tsclnt(t *testing.T, stdin string, args ...string) string {
 	return strings.TrimSuffix(stdout, "\n")
 }
 
-func httpGet(t *testing.T, url string) (int, string) {
-	t.Helper()
-	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
-	res, err := client.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	body, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return res.StatusCode, string(body)
-}
-
 func TestServeReloadStop(t *testing.T) {
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "tsserv.toml")
@@ -386,12 +371,13 @@ func TestServeReloadStop(t *testing.T) {
 	checkReply(t, "ctime", got[0][2:], "a")
 	checkReply(t, "ctime", got[1][2:], "b c")
 
+	noKeepAlive := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
 	for path, want := range map[string]string{"/healthz": "ok\n", "/readyz": "ready\n"} {
-		if code, body := httpGet(t, admin+path); code != 200 || body != want {
+		if code, body, _ := nettest.Get(t, noKeepAlive, admin+path); code != 200 || body != want {
 			t.Errorf("GET %s: %d %q, want 200 %q", path, code, body, want)
 		}
 	}
-	code, metrics := httpGet(t, admin+"/metrics")
+	code, metrics, _ := nettest.Get(t, noKeepAlive, admin+"/metrics")
 	if code != 200 {
 		t.Fatalf("GET /metrics: %d", code)
 	}

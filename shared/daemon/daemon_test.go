@@ -143,20 +143,6 @@ func adminClient(t *testing.T, addr string) (*http.Client, string) {
 	return &http.Client{Transport: tr, Timeout: 10 * time.Second}, base
 }
 
-func get(t *testing.T, c *http.Client, url string) (int, string, http.Header) {
-	t.Helper()
-	res, err := c.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	body, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return res.StatusCode, string(body), res.Header
-}
-
 func TestAdmin(t *testing.T) {
 	for _, tt := range []struct {
 		name, addr string
@@ -189,7 +175,7 @@ func TestAdmin(t *testing.T) {
 			}
 			c, url := adminClient(t, addr)
 
-			code, body, hdr := get(t, c, url+"/metrics")
+			code, body, hdr := nettest.Get(t, c, url+"/metrics")
 			if code != http.StatusOK || !strings.HasPrefix(hdr.Get("Content-Type"), "text/plain") {
 				t.Fatalf("/metrics: %d %s\n%s", code, hdr.Get("Content-Type"), body)
 			}
@@ -207,20 +193,20 @@ func TestAdmin(t *testing.T) {
 				t.Errorf("testd_connections_active is a %v", mf.GetType())
 			}
 
-			if code, body, _ := get(t, c, url+"/healthz"); code != http.StatusOK || body != "ok\n" {
+			if code, body, _ := nettest.Get(t, c, url+"/healthz"); code != http.StatusOK || body != "ok\n" {
 				t.Errorf("/healthz: %d %q", code, body)
 			}
-			if code, _, _ := get(t, c, url+"/readyz"); code != http.StatusServiceUnavailable {
+			if code, _, _ := nettest.Get(t, c, url+"/readyz"); code != http.StatusServiceUnavailable {
 				t.Errorf("/readyz before SetReady: %d, want 503", code)
 			}
 			for _, ready := range []bool{true, false, true} {
 				b.SetReady(ready)
 				want := map[bool]int{true: http.StatusOK, false: http.StatusServiceUnavailable}[ready]
-				if code, _, _ := get(t, c, url+"/readyz"); code != want {
+				if code, _, _ := nettest.Get(t, c, url+"/readyz"); code != want {
 					t.Errorf("/readyz after SetReady(%v): %d, want %d", ready, code, want)
 				}
 			}
-			if code, _, _ := get(t, c, url+"/nope"); code != http.StatusNotFound {
+			if code, _, _ := nettest.Get(t, c, url+"/nope"); code != http.StatusNotFound {
 				t.Errorf("/nope: %d", code)
 			}
 			res, err := c.Post(url+"/healthz", "text/plain", nil)
@@ -255,11 +241,11 @@ func TestReadyzStartsNotReady(t *testing.T) {
 	}
 	defer b.StopAdmin(context.Background())
 	c, url := adminClient(t, addr)
-	if code, body, _ := get(t, c, url+"/readyz"); code != http.StatusServiceUnavailable || body != "not ready\n" {
+	if code, body, _ := nettest.Get(t, c, url+"/readyz"); code != http.StatusServiceUnavailable || body != "not ready\n" {
 		t.Errorf("/readyz before SetReady: %d %q", code, body)
 	}
 	b.SetReady(true)
-	if code, body, _ := get(t, c, url+"/readyz"); code != http.StatusOK || body != "ready\n" {
+	if code, body, _ := nettest.Get(t, c, url+"/readyz"); code != http.StatusOK || body != "ready\n" {
 		t.Errorf("/readyz after SetReady(true): %d %q", code, body)
 	}
 }
@@ -281,10 +267,10 @@ func TestAdminMetricsCountConnections(t *testing.T) {
 		srv.Close()
 		checkNoError(t, errc)
 	}()
-	conn := dialT(t, "tcp", strings.TrimPrefix(socks[0].Local(), "tcp/"))
-	roundTrip(t, conn, "one\n")
+	conn := nettest.Dial(t, "tcp", strings.TrimPrefix(socks[0].Local(), "tcp/"))
+	nettest.RoundTrip(t, conn, "one\n", "echo: one\n")
 	c, url := adminClient(t, addr)
-	_, body, _ := get(t, c, url+"/metrics")
+	_, body, _ := nettest.Get(t, c, url+"/metrics")
 	for _, want := range []string{`testd_connections_active{transport="tcp"} 1`, `testd_requests_total{transport="tcp"} 1`} {
 		if !strings.Contains(body, want+"\n") {
 			t.Errorf("/metrics has no line %q", want)
@@ -646,32 +632,6 @@ func (echo) ServePacket(_ context.Context, w netsrv.PacketWriter, p []byte, from
 	return err
 }
 
-func dialT(t *testing.T, network, addr string) net.Conn {
-	t.Helper()
-	c, err := net.Dial(network, addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
-func roundTrip(t *testing.T, c net.Conn, msg string) {
-	t.Helper()
-	if _, err := io.WriteString(c, msg); err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, 100)
-	n, err := c.Read(buf)
-	if err != nil {
-		t.Fatalf("reply to %q: %v", msg, err)
-	}
-	if got := string(buf[:n]); got != "echo: "+msg {
-		t.Fatalf("reply %q, want %q", got, "echo: "+msg)
-	}
-}
-
 // checkNoError checks that Serve has reported nothing. A report still on
 // its way is missed, but one is never made up.
 func checkNoError(t *testing.T, errc <-chan error) {
@@ -704,9 +664,9 @@ func TestServe(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c := dialT(t, a.Network, a.Address)
-		roundTrip(t, c, "one\n")
-		roundTrip(t, c, "two\n")
+		c := nettest.Dial(t, a.Network, a.Address)
+		nettest.RoundTrip(t, c, "one\n", "echo: one\n")
+		nettest.RoundTrip(t, c, "two\n", "echo: two\n")
 	}
 	if err := srv.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
@@ -736,7 +696,7 @@ func TestServeReportsErrors(t *testing.T) {
 		t.Fatal("Serve reported nothing in 10s")
 	}
 	// The tcp socket is served all the same.
-	roundTrip(t, dialT(t, "tcp", strings.TrimPrefix(socks[0].Local(), "tcp/")), "still\n")
+	nettest.RoundTrip(t, nettest.Dial(t, "tcp", strings.TrimPrefix(socks[0].Local(), "tcp/")), "still\n", "echo: still\n")
 	if err := srv.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}

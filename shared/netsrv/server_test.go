@@ -302,7 +302,7 @@ func TestPanicIsRecovered(t *testing.T) {
 		t.Fatal(err)
 	}
 	servePacket(t, s, pc)
-	u := dial2(t, "udp", pc.LocalAddr().String())
+	u := nettest.Dial(t, "udp", pc.LocalAddr().String())
 	io.WriteString(u, "panic")
 	roundTrip(t, u, "after")
 	if got := testutil.ToFloat64(s.Metrics.panics); got != 2 {
@@ -360,7 +360,7 @@ func TestOversizeDatagramDropped(t *testing.T) {
 		t.Fatal(err)
 	}
 	servePacket(t, s, pc)
-	u := dial2(t, "udp", pc.LocalAddr().String())
+	u := nettest.Dial(t, "udp", pc.LocalAddr().String())
 	io.WriteString(u, strings.Repeat("x", 11))
 	roundTrip(t, u, "short")
 	if got := testutil.ToFloat64(s.Metrics.tooLarge.WithLabelValues("udp")); got != 1 {
@@ -426,7 +426,7 @@ func TestShutdownStopsPacketReadersButLetsRepliesOut(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- s.ServePacket(pc) }()
-	u := dial2(t, "udp", pc.LocalAddr().String())
+	u := nettest.Dial(t, "udp", pc.LocalAddr().String())
 	roundTrip(t, u, "before")
 	if err := s.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
@@ -448,34 +448,11 @@ func gather(t *testing.T, reg *prometheus.Registry) []*dto.MetricFamily {
 	return mfs
 }
 
-func dial(t *testing.T, addr string) net.Conn {
-	return dial2(t, "tcp", addr)
-}
-
-func dial2(t *testing.T, network, addr string) net.Conn {
-	t.Helper()
-	c, err := net.Dial(network, addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	t.Cleanup(func() { c.Close() })
-	return c
-}
+func dial(t *testing.T, addr string) net.Conn { return nettest.Dial(t, "tcp", addr) }
 
 func roundTrip(t *testing.T, c net.Conn, msg string) {
 	t.Helper()
-	if _, err := io.WriteString(c, msg); err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, 100)
-	n, err := c.Read(buf)
-	if err != nil {
-		t.Fatalf("reply to %q: %v", msg, err)
-	}
-	if got := string(buf[:n]); got != "echo: "+msg {
-		t.Fatalf("reply %q, want %q", got, "echo: "+msg)
-	}
+	nettest.RoundTrip(t, c, msg, "echo: "+msg)
 }
 
 // watchConns makes waitFor on s wake whenever a connection opens or closes.
@@ -525,7 +502,7 @@ func TestUDPReplyLeavesFromTheRequestsAddress(t *testing.T) {
 			}
 			servePacket(t, s, pc)
 			port := pc.LocalAddr().(*net.UDPAddr).Port
-			c := dial2(t, tt.dialNetwork, net.JoinHostPort(tt.host, strconv.Itoa(port)))
+			c := nettest.Dial(t, tt.dialNetwork, net.JoinHostPort(tt.host, strconv.Itoa(port)))
 			roundTrip(t, c, "where from")
 			roundTrip(t, c, "again") // the cached control message
 		})

@@ -5,10 +5,14 @@ package nettest
 
 import (
 	"bytes"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"sync"
 	"testing"
+	"time"
 )
 
 // NeedTool returns the path of an external program a test drives. When it
@@ -46,4 +50,48 @@ func (b *Buffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
+}
+
+// Dial connects to addr for a test, with a 10s deadline so a broken server
+// fails the test instead of hanging it; the connection closes at cleanup.
+func Dial(t testing.TB, network, addr string) net.Conn {
+	t.Helper()
+	c, err := net.Dial(network, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// RoundTrip sends msg on c and fails the test unless one read brings back want.
+func RoundTrip(t testing.TB, c net.Conn, msg, want string) {
+	t.Helper()
+	if _, err := io.WriteString(c, msg); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, len(want)+100)
+	n, err := c.Read(buf)
+	if err != nil {
+		t.Fatalf("reply to %q: %v", msg, err)
+	}
+	if got := string(buf[:n]); got != want {
+		t.Fatalf("reply %q, want %q", got, want)
+	}
+}
+
+// Get fetches url with c and returns the status, body and header.
+func Get(t testing.TB, c *http.Client, url string) (int, string, http.Header) {
+	t.Helper()
+	res, err := c.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.StatusCode, string(body), res.Header
 }
