@@ -36,6 +36,15 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// ExportID returns the export ID a handle names, without resolving it; ok
+// is false when h is not one of our handles.
+func ExportID(h []byte) (id uint32, ok bool) {
+	if len(h) != Len {
+		return 0, false
+	}
+	return binary.BigEndian.Uint32(h), true
+}
+
 // Len is the length of every handle: a multiple of 4 (go-nfs does not skip
 // XDR padding after an opaque).
 const Len = 16

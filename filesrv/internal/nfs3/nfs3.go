@@ -5,11 +5,17 @@
 // checked them); this package serves the rest itself: real attributes,
 // persistent handles, AUTH_SYS identities, durable WRITE and COMMIT,
 // EXCLUSIVE create, LINK, and READDIR(PLUS) with stable cookies.
+//
+// Every file operation is confined to its export: paths are opened
+// through the export's os.Root, and changes are made with *at system
+// calls on a directory opened that way and a single validated name
+// component, never following a symlink.
 package nfs3
 
 import (
 	"context"
 	"log/slog"
+	"os"
 
 	"example.com/appliance/filesrv/internal/export"
 	"example.com/appliance/filesrv/internal/handles"
@@ -22,33 +28,245 @@ const (
 	Version = 3
 )
 
+// DefaultMaxIO is the largest READ and WRITE when Config.MaxIO is 0.
+const DefaultMaxIO = 1 << 20
+
+// DefaultMaxOpenFiles bounds the cache of open files when
+// Config.MaxOpenFiles is 0.
+const DefaultMaxOpenFiles = 256
+
 // Forwarder passes a call to go-nfs and returns the reply's accept status
 // and the procedure's results (the bytes after the accept status).
 type Forwarder func(ctx context.Context, c *oncrpc.Call) (oncrpc.AcceptStat, []byte, error)
 
 // Config configures a Server.
 type Config struct {
+	// Exports are the exports served.
 	Exports []*export.Export
+	// Handles maps file handles to paths and back.
 	Handles *handles.Store
+	// Forward passes NULL, READLINK, FSSTAT, PATHCONF and the checked
+	// REMOVE, RMDIR and RENAME to go-nfs; nil serves them here.
 	Forward Forwarder
-	Logger  *slog.Logger
+	// Logger receives errors; nil discards.
+	Logger *slog.Logger
 	// Verifier is the write verifier; it must change on every start.
 	Verifier [8]byte
 	// MaxIO is the largest READ and WRITE, advertised by FSINFO.
 	MaxIO int
+	// MaxOpenFiles bounds the open files (and folders) kept between
+	// calls; 0 means DefaultMaxOpenFiles.
+	MaxOpenFiles int
 }
 
-// Server serves NFSv3 calls. It implements oncrpc.Handler.
-type Server struct{}
+// handleStore is what the server needs of *handles.Store; tests supply
+// their own.
+type handleStore interface {
+	Handle(e *export.Export, path string) ([]byte, error)
+	Resolve(h []byte) (*export.Export, string, error)
+	Moved(e *export.Export, oldPath, newPath string)
+	Removed(e *export.Export, path string)
+}
+
+// Server serves NFSv3 calls. It implements oncrpc.Handler. It is safe
+// for concurrent use: calls of one connection are served in parallel.
+type Server struct {
+	cfg   Config
+	hs    handleStore
+	log   *slog.Logger
+	root  bool // running as the superuser: chown what we create
+	maxIO int
+	files *fdCache
+	dirs  *snapCache
+	syncs *dirSyncer
+	// handles caches READDIRPLUS handles by file identity.
+	handles handleCache
+}
+
+var _ oncrpc.Handler = (*Server)(nil)
 
 // New returns a Server.
-func New(cfg Config) *Server { panic("TODO") }
+func New(cfg Config) *Server {
+	var hs handleStore
+	// A nil *handles.Store must not become a non-nil interface.
+	if cfg.Handles != nil {
+		hs = cfg.Handles
+	}
+	return newServer(cfg, hs)
+}
+
+func newServer(cfg Config, hs handleStore) *Server {
+	s := &Server{
+		cfg:   cfg,
+		hs:    hs,
+		log:   cfg.Logger,
+		root:  os.Geteuid() == 0,
+		maxIO: cfg.MaxIO,
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.maxIO <= 0 {
+		s.maxIO = DefaultMaxIO
+	}
+	n := cfg.MaxOpenFiles
+	if n <= 0 {
+		n = DefaultMaxOpenFiles
+	}
+	s.files = newFDCache(n)
+	s.dirs = newSnapCache(snapCacheSize)
+	s.syncs = newDirSyncer()
+	return s
+}
+
+// The procedures of RFC 1813.
+const (
+	procNull = iota
+	procGetattr
+	procSetattr
+	procLookup
+	procAccess
+	procReadlink
+	procRead
+	procWrite
+	procCreate
+	procMkdir
+	procSymlink
+	procMknod
+	procRemove
+	procRmdir
+	procRename
+	procLink
+	procReaddir
+	procReaddirplus
+	procFsstat
+	procFsinfo
+	procPathconf
+	procCommit
+)
 
 // ServeRPC implements oncrpc.Handler.
 func (s *Server) ServeRPC(ctx context.Context, c *oncrpc.Call, reply *oncrpc.Writer) oncrpc.AcceptStat {
-	panic("TODO")
+	if n, ok := failWords[c.Proc]; ok && !s.clientAllowed(c) {
+		// A handle is 16 guessable bytes: a client allowed on one export
+		// must not use a handle of another export it may not mount.
+		reply.Uint32(errAcces)
+		for range n {
+			reply.Uint32(0)
+		}
+		return oncrpc.Success
+	}
+	switch c.Proc {
+	case procNull:
+		if s.cfg.Forward != nil {
+			return s.forward(ctx, c, reply, nil)
+		}
+		return oncrpc.Success
+	case procGetattr:
+		return s.getattr(c, reply)
+	case procSetattr:
+		return s.setattr(c, reply)
+	case procLookup:
+		return s.lookup(c, reply)
+	case procAccess:
+		return s.access(c, reply)
+	case procReadlink:
+		if s.cfg.Forward != nil {
+			return s.forward(ctx, c, reply, nil)
+		}
+		return s.readlink(c, reply)
+	case procRead:
+		return s.read(c, reply)
+	case procWrite:
+		return s.write(c, reply)
+	case procCreate:
+		return s.create(c, reply)
+	case procMkdir:
+		return s.mkdir(c, reply)
+	case procSymlink:
+		return s.symlink(c, reply)
+	case procMknod:
+		return s.mknod(c, reply)
+	case procRemove:
+		return s.remove(ctx, c, reply, false)
+	case procRmdir:
+		return s.remove(ctx, c, reply, true)
+	case procRename:
+		return s.rename(ctx, c, reply)
+	case procLink:
+		return s.link(c, reply)
+	case procReaddir:
+		return s.readdir(c, reply, false)
+	case procReaddirplus:
+		return s.readdir(c, reply, true)
+	case procFsstat:
+		if s.cfg.Forward != nil {
+			return s.forward(ctx, c, reply, nil)
+		}
+		return s.fsstat(c, reply)
+	case procFsinfo:
+		return s.fsinfo(c, reply)
+	case procPathconf:
+		if s.cfg.Forward != nil {
+			return s.forward(ctx, c, reply, nil)
+		}
+		return s.pathconf(c, reply)
+	case procCommit:
+		return s.commit(c, reply)
+	}
+	return oncrpc.ProcUnavail
+}
+
+// forward passes c to go-nfs and copies its results into reply; after an
+// NFS3_OK result it runs done.
+func (s *Server) forward(ctx context.Context, c *oncrpc.Call, reply *oncrpc.Writer, done func()) oncrpc.AcceptStat {
+	stat, res, err := s.cfg.Forward(ctx, c)
+	if err != nil {
+		s.log.Error("nfs3: forward to go-nfs", "proc", c.Proc, "err", err)
+		return oncrpc.SystemErr
+	}
+	if stat != oncrpc.Success {
+		return stat
+	}
+	reply.Raw(res)
+	if done != nil && len(res) >= 4 && res[0]|res[1]|res[2]|res[3] == 0 {
+		done()
+	}
+	return oncrpc.Success
 }
 
 // Close closes cached open files after syncing nothing: data not yet
 // committed stays unstable, as NFS allows.
-func (s *Server) Close() error { panic("TODO") }
+func (s *Server) Close() error {
+	return s.files.closeAll()
+}
+
+// failWords is, per procedure that takes a file handle first, the number
+// of XDR words after the status in its failure result: absent post_op_attr
+// (1) and wcc_data (2) are all "false".
+var failWords = map[uint32]int{
+	procGetattr: 0, procSetattr: 2, procLookup: 1, procAccess: 1, procReadlink: 1,
+	procRead: 1, procWrite: 2, procCreate: 2, procMkdir: 2, procSymlink: 2, procMknod: 2,
+	procRemove: 2, procRmdir: 2, procRename: 4, procLink: 3, procReaddir: 1,
+	procReaddirplus: 1, procFsstat: 1, procFsinfo: 1, procPathconf: 1, procCommit: 2,
+}
+
+// clientAllowed reports whether the client of c may use the export that
+// the call's first file handle names. Calls whose handle does not decode
+// pass: the procedure answers them with BADHANDLE or GARBAGE_ARGS.
+func (s *Server) clientAllowed(c *oncrpc.Call) bool {
+	if !c.Remote.IsValid() {
+		return true // no address (not a network call): nothing to check
+	}
+	h := oncrpc.NewReader(c.Args).Opaque(handles.Len)
+	id, ok := handles.ExportID(h)
+	if !ok {
+		return true
+	}
+	for _, e := range s.cfg.Exports {
+		if e.ID == id {
+			return e.Allowed(c.Remote.Addr())
+		}
+	}
+	return true
+}

@@ -1,0 +1,425 @@
+package nfs3
+
+import (
+	"container/list"
+	"encoding/binary"
+	"errors"
+	"slices"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"example.com/appliance/filesrv/internal/oncrpc"
+)
+
+// READDIR cookies are not positions but a 63-bit hash of the entry's
+// name, and a listing is served in hash order from a snapshot of the
+// folder. A client resumes after any cookie by hash, so a listing stays
+// complete and free of duplicates while entries are added, and even if
+// its snapshot is evicted or replaced by a newer one: entries added
+// meanwhile may or may not be seen, as POSIX allows. The cookie
+// verifier is always zero, which every client accepts, and no cookie is
+// ever refused with NFS3ERR_BAD_COOKIE. Cookies 1 and 2 are "." and "..".
+const (
+	cookieDot    = 1
+	cookieDotDot = 2
+	firstCookie  = 3
+)
+
+// snapCacheSize is how many folder snapshots are kept.
+const snapCacheSize = 64
+
+// maxDirReply bounds a READDIR reply whatever the client asks.
+const maxDirReply = 1 << 20
+
+type dirEntry struct {
+	cookie uint64
+	ino    uint64
+	name   string
+}
+
+// snapshot is one reading of a folder, sorted by cookie. Immutable.
+type snapshot struct {
+	entries []dirEntry
+}
+
+type snapKey struct {
+	export   uint32
+	dev, ino uint64
+}
+
+// snapCache keeps the snapshots of the folders being listed, so a long
+// listing reads its folder once, not once per reply.
+type snapCache struct {
+	mu  sync.Mutex
+	max int
+	m   map[snapKey]*list.Element
+	lru list.List
+}
+
+type snapItem struct {
+	key  snapKey
+	snap *snapshot
+}
+
+func newSnapCache(max int) *snapCache {
+	return &snapCache{max: max, m: make(map[snapKey]*list.Element)}
+}
+
+func (c *snapCache) get(k snapKey) *snapshot {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el := c.m[k]
+	if el == nil {
+		return nil
+	}
+	c.lru.MoveToFront(el)
+	return el.Value.(*snapItem).snap
+}
+
+func (c *snapCache) put(k snapKey, s *snapshot) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el := c.m[k]; el != nil {
+		el.Value.(*snapItem).snap = s
+		c.lru.MoveToFront(el)
+		return
+	}
+	c.m[k] = c.lru.PushFront(&snapItem{key: k, snap: s})
+	for c.lru.Len() > c.max {
+		el := c.lru.Back()
+		c.lru.Remove(el)
+		delete(c.m, el.Value.(*snapItem).key)
+	}
+}
+
+// nameCookie is the FNV-1a hash of name folded into [firstCookie, 2^63).
+func nameCookie(name string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(name); i++ {
+		h ^= uint64(name[i])
+		h *= 1099511628211
+	}
+	h &= 1<<63 - 1
+	if h < firstCookie {
+		h += firstCookie
+	}
+	return h
+}
+
+// readSnapshot reads the folder open as fd from its start, through a
+// descriptor of its own so that the shared one's offset is untouched.
+func readSnapshot(fd int) (*snapshot, error) {
+	dfd, err := unix.Openat(fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(dfd)
+	buf := make([]byte, 64<<10)
+	var ents []dirEntry
+	for {
+		n, err := unix.Getdents(dfd, buf)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if n <= 0 {
+			break
+		}
+		for b := buf[:n]; len(b) >= 19; {
+			reclen := int(binary.NativeEndian.Uint16(b[16:]))
+			if reclen < 19 || reclen > len(b) {
+				return nil, unix.EIO
+			}
+			ino := binary.NativeEndian.Uint64(b)
+			raw := b[19:reclen]
+			if i := indexNUL(raw); i >= 0 {
+				raw = raw[:i]
+			}
+			b = b[reclen:]
+			name := string(raw)
+			if name == "." || name == ".." || ino == 0 {
+				continue
+			}
+			ents = append(ents, dirEntry{cookie: nameCookie(name), ino: ino, name: name})
+		}
+	}
+	slices.SortFunc(ents, func(a, b dirEntry) int {
+		switch {
+		case a.cookie < b.cookie:
+			return -1
+		case a.cookie > b.cookie:
+			return 1
+		}
+		if a.name < b.name {
+			return -1
+		}
+		return 1
+	})
+	// A hash collision (about never) gets the next free cookie.
+	for i := 1; i < len(ents); i++ {
+		if ents[i].cookie <= ents[i-1].cookie {
+			ents[i].cookie = ents[i-1].cookie + 1
+		}
+	}
+	return &snapshot{entries: ents}, nil
+}
+
+func indexNUL(b []byte) int {
+	for i, c := range b {
+		if c == 0 {
+			return i
+		}
+	}
+	return -1
+}
+
+// entrySize is the encoded size of an entry3 (entryplus3 adds
+// attributes and handle), and of the name, fileid and cookie counted
+// against dircount.
+func entrySize(name string) int {
+	return 4 + 8 + 4 + (len(name)+3)&^3 + 8
+}
+
+func (s *Server) readdir(c *oncrpc.Call, w *oncrpc.Writer, plus bool) oncrpc.AcceptStat {
+	r := oncrpc.NewReader(c.Args)
+	h := r.Opaque(fhMax)
+	cookie := r.Uint64()
+	r.Fixed(8) // cookieverf: ours is always zero
+	dircount := r.Uint32()
+	maxcount := dircount
+	if plus {
+		maxcount = r.Uint32()
+	}
+	if r.Err() != nil {
+		return oncrpc.GarbageArgs
+	}
+	o, stat := s.resolve(h)
+	if stat != nfsOK {
+		w.Uint32(stat)
+		putPostOp(w, nil, nil)
+		return oncrpc.Success
+	}
+	ent, st, err := s.openObj(o.e, o.p, o.h, false)
+	if err != nil {
+		w.Uint32(statusOf(err))
+		if errors.Is(err, errWrongType) {
+			w.Truncate(w.Len() - 4)
+			w.Uint32(errNotDir)
+		}
+		putPostOp(w, o.e, st)
+		return oncrpc.Success
+	}
+	defer s.files.release(ent)
+	if !isDir(st) {
+		w.Uint32(errNotDir)
+		putPostOp(w, o.e, st)
+		return oncrpc.Success
+	}
+	if !mayAccess(o.e.Map(c.Sys), st, permR) {
+		w.Uint32(errAcces)
+		putPostOp(w, o.e, st)
+		return oncrpc.Success
+	}
+	key := snapKey{export: o.e.ID, dev: st.Dev, ino: st.Ino}
+	snap := s.dirs.get(key)
+	if cookie == 0 || snap == nil {
+		// A new listing reads the folder afresh; a resumed one keeps
+		// its snapshot, so a huge folder is read once per listing.
+		if snap, err = readSnapshot(fdOf(ent.f)); err != nil {
+			w.Uint32(statusOf(err))
+			putPostOp(w, o.e, st)
+			return oncrpc.Success
+		}
+		s.dirs.put(key, snap)
+	}
+	limit := int(min(maxcount, maxDirReply))
+	dirLimit := int(min(dircount, maxDirReply))
+	if !plus {
+		dirLimit = limit
+	}
+	start := w.Len()
+	w.Uint32(nfsOK)
+	putPostOp(w, o.e, st)
+	w.Fixed(make([]byte, 8)) // cookieverf
+	const tail = 8           // end of list and eof
+	n, dirUsed := 0, 0
+	full := false
+	// emit writes one entry if it fits; it reports false when the reply
+	// is full.
+	emit := func(name string, ino, ck uint64, est *unix.Stat_t, eh []byte) bool {
+		size := entrySize(name)
+		if plus {
+			size += 4 + 4
+			if est != nil {
+				size += fattrBytes
+			}
+			if eh != nil {
+				size += 4 + (len(eh)+3)&^3
+			}
+		}
+		if w.Len()-start+size+tail > limit || (plus && dirUsed+entrySize(name) > dirLimit && n > 0) {
+			full = true
+			return false
+		}
+		dirUsed += entrySize(name)
+		w.Bool(true)
+		w.Uint64(ino)
+		w.String(name)
+		w.Uint64(ck)
+		if plus {
+			putPostOp(w, o.e, est)
+			putPostFH(w, eh)
+		}
+		n++
+		return true
+	}
+	// plusAttrs returns the attributes and handle of a child for
+	// READDIRPLUS; a child gone since the snapshot is skipped.
+	plusAttrs := func(name string) (*unix.Stat_t, []byte, bool) {
+		est, key, keyed, err := statxAt(fdOf(ent.f), o.e, name)
+		if err != nil {
+			return nil, nil, false
+		}
+		if keyed {
+			if eh := s.handles.get(key); eh != nil {
+				return est, eh, true
+			}
+		}
+		eh, err := s.hs.Handle(o.e, childPath(o.p, name))
+		if err != nil {
+			return est, nil, true
+		}
+		if keyed {
+			s.handles.put(key, eh)
+		}
+		return est, eh, true
+	}
+	first := searchCookie(snap.entries, cookie)
+	var pre []plusInfo
+	if plus {
+		// Stat the entries that will fit in parallel: statx dominates
+		// READDIRPLUS, and the client waits idle meanwhile.
+		room := limit - (w.Len() - start) - tail
+		pre = prefetch(snap.entries[first:], room, len(o.h), plusAttrs)
+	}
+	if cookie < cookieDot {
+		var eh []byte
+		if plus {
+			eh = o.h
+		}
+		if !emit(".", st.Ino, cookieDot, st, eh) {
+			goto done
+		}
+	}
+	if cookie < cookieDotDot {
+		pp := parentPath(o.p)
+		pst, eh := st, o.h
+		if pp != o.p {
+			pst, err = lstatPath(o.e, pp)
+			if err != nil {
+				pst = nil
+			}
+			if plus {
+				if eh, err = s.hs.Handle(o.e, pp); err != nil {
+					eh = nil
+				}
+			}
+		}
+		ino := st.Ino
+		if pst != nil {
+			ino = pst.Ino
+		}
+		if !plus {
+			eh = nil
+		}
+		if !emit("..", ino, cookieDotDot, pst, eh) {
+			goto done
+		}
+	}
+	for i := first; i < len(snap.entries); i++ {
+		de := &snap.entries[i]
+		var est *unix.Stat_t
+		var eh []byte
+		if plus {
+			var ok bool
+			if k := i - first; k < len(pre) {
+				est, eh, ok = pre[k].st, pre[k].h, pre[k].ok
+			} else {
+				est, eh, ok = plusAttrs(de.name)
+			}
+			if !ok {
+				continue
+			}
+		}
+		if !emit(de.name, de.ino, de.cookie, est, eh) {
+			break
+		}
+	}
+done:
+	if n == 0 && full {
+		w.Truncate(start)
+		w.Uint32(errTooSmall)
+		putPostOp(w, o.e, st)
+		return oncrpc.Success
+	}
+	w.Bool(false)
+	w.Bool(!full)
+	return oncrpc.Success
+}
+
+// plusInfo is the prefetched attributes and handle of one entry.
+type plusInfo struct {
+	st *unix.Stat_t
+	h  []byte
+	ok bool
+}
+
+// minPrefetch is the fewest entries worth a second goroutine.
+const minPrefetch = 16
+
+// prefetch runs get for the leading entries of ents that fit in room
+// bytes of READDIRPLUS reply (with handles of about hlen bytes), split
+// between this goroutine and one more.
+func prefetch(ents []dirEntry, room, hlen int, get func(string) (*unix.Stat_t, []byte, bool)) []plusInfo {
+	n := 0
+	for used := 0; n < len(ents); n++ {
+		used += entrySize(ents[n].name) + 4 + fattrBytes + 4 + 4 + (hlen+3)&^3
+		if used > room {
+			break
+		}
+	}
+	if n < minPrefetch {
+		return nil
+	}
+	out := make([]plusInfo, n)
+	fill := func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			out[i].st, out[i].h, out[i].ok = get(ents[i].name)
+		}
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { fill(n/2, n) })
+	fill(0, n/2)
+	wg.Wait()
+	return out
+}
+
+// searchCookie returns the index of the first entry after cookie.
+func searchCookie(ents []dirEntry, cookie uint64) int {
+	if cookie >= 1<<63 {
+		return len(ents) // no cookie of ours is that large
+	}
+	i, _ := slices.BinarySearchFunc(ents, cookie+1, func(e dirEntry, c uint64) int {
+		switch {
+		case e.cookie < c:
+			return -1
+		case e.cookie > c:
+			return 1
+		}
+		return 0
+	})
+	return i
+}

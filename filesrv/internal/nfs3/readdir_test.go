@@ -1,0 +1,237 @@
+package nfs3
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+
+	"example.com/appliance/filesrv/internal/oncrpc"
+)
+
+// dirPage is one decoded READDIR or READDIRPLUS reply.
+type dirPage struct {
+	status  uint32
+	names   []string
+	cookies []uint64
+	attrs   []bool // READDIRPLUS: attributes and handle present
+	eof     bool
+	size    int // bytes of the results
+}
+
+func (v *env) readdirPage(h []byte, cookie uint64, plus bool, count uint32) dirPage {
+	v.t.Helper()
+	proc := uint32(procReaddir)
+	if plus {
+		proc = procReaddirplus
+	}
+	stat, r := v.call(proc, credRoot, func(w *oncrpc.Writer) {
+		w.Opaque(h)
+		w.Uint64(cookie)
+		w.Raw(make([]byte, 8))
+		if plus {
+			w.Uint32(count / 4) // dircount
+		}
+		w.Uint32(count)
+	})
+	if stat != oncrpc.Success {
+		v.t.Fatalf("accept %d", stat)
+	}
+	pg := dirPage{size: r.Len(), status: r.Uint32()}
+	readPostOp(r)
+	if pg.status != nfsOK {
+		return pg
+	}
+	r.Fixed(8)
+	for r.Bool() {
+		r.Uint64() // fileid
+		pg.names = append(pg.names, r.String(nameMax))
+		pg.cookies = append(pg.cookies, r.Uint64())
+		if plus {
+			_, ok := readPostOp(r)
+			hasFH := r.Bool()
+			if hasFH {
+				r.Opaque(fhMax)
+			}
+			pg.attrs = append(pg.attrs, ok && hasFH)
+		}
+	}
+	pg.eof = r.Bool()
+	if r.Err() != nil || r.Len() != 0 {
+		v.t.Fatalf("malformed reply: %v, %d bytes left", r.Err(), r.Len())
+	}
+	return pg
+}
+
+// listAll reads a folder to the end and returns every name in order.
+func (v *env) listAll(t testing.TB, h []byte, plus bool, count uint32) []string {
+	var names []string
+	cookie := uint64(0)
+	for range 1 << 20 {
+		pg := v.readdirPage(h, cookie, plus, count)
+		if pg.status != nfsOK {
+			t.Fatalf("status %d after %d names", pg.status, len(names))
+		}
+		if pg.size > int(count) {
+			t.Fatalf("reply of %d bytes exceeds count %d", pg.size, count)
+		}
+		for i, ok := range pg.attrs {
+			if !ok {
+				t.Errorf("%s: no attributes or handle", pg.names[i])
+			}
+		}
+		names = append(names, pg.names...)
+		if pg.eof {
+			return names
+		}
+		if len(pg.cookies) == 0 {
+			t.Fatal("empty page without eof")
+		}
+		cookie = pg.cookies[len(pg.cookies)-1]
+	}
+	t.Fatal("listing does not end")
+	return nil
+}
+
+func TestReaddir(t *testing.T) {
+	v := newEnv(t)
+	want := []string{".", ".."}
+	for i := range 300 {
+		name := fmt.Sprintf("file-%03d%s", i, "xxxxxxx"[:i%7])
+		if err := os.WriteFile(filepath.Join(v.dir, name), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, name)
+	}
+	slices.Sort(want)
+	tests := []struct {
+		name  string
+		plus  bool
+		count uint32
+	}{
+		{"readdir small pages", false, 512},
+		{"readdir 8k", false, 8192},
+		{"readdir 64k", false, 65536},
+		{"readdirplus small pages", true, 1024},
+		{"readdirplus 32k", true, 32768},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := v.listAll(t, v.rootFH(), tt.plus, tt.count)
+			slices.Sort(got)
+			if !slices.Equal(got, want) {
+				t.Errorf("got %d names, want %d", len(got), len(want))
+			}
+		})
+	}
+	t.Run("8k page holds many entries", func(t *testing.T) {
+		pg := v.readdirPage(v.rootFH(), 0, false, 8192)
+		if len(pg.names) < 150 {
+			t.Errorf("%d entries in 8 KiB", len(pg.names))
+		}
+	})
+	t.Run("too small", func(t *testing.T) {
+		if pg := v.readdirPage(v.rootFH(), 0, false, 100); pg.status != errTooSmall {
+			t.Errorf("status %d, want TOOSMALL", pg.status)
+		}
+	})
+	t.Run("not a folder", func(t *testing.T) {
+		if pg := v.readdirPage(v.fh(want[5]), 0, false, 4096); pg.status != errNotDir {
+			t.Errorf("status %d, want NOTDIR", pg.status)
+		}
+	})
+	t.Run("unknown cookie", func(t *testing.T) {
+		if pg := v.readdirPage(v.rootFH(), 1<<64-1, false, 4096); pg.status != nfsOK || !pg.eof {
+			t.Errorf("status %d eof %v", pg.status, pg.eof)
+		}
+	})
+}
+
+// TestReaddirWhileAdding lists a big folder while files are added to it:
+// every file there at the start is listed exactly once, and no name
+// twice.
+func TestReaddirWhileAdding(t *testing.T) {
+	n := 20000
+	if !testing.Short() && !raceEnabled {
+		n = 100000
+	}
+	v := newEnv(t)
+	dir := filepath.Join(v.dir, "big")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// Hard links to a few files: many times faster to make than files
+	// (ext4 allows 65,000 links to one).
+	var srcs []string
+	for i := range 4 {
+		src := filepath.Join(v.dir, fmt.Sprintf("src%d", i))
+		if err := os.WriteFile(src, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		srcs = append(srcs, src)
+	}
+	var wg sync.WaitGroup
+	for g := range 2 {
+		wg.Go(func() {
+			for i := g; i < n; i += 2 {
+				if err := os.Link(srcs[i%4], filepath.Join(dir, fmt.Sprintf("f%06d", i))); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	dh := v.fh("big")
+	for _, plus := range []bool{false, true} {
+		t.Run(fmt.Sprintf("plus=%v", plus), func(t *testing.T) {
+			stop := make(chan struct{})
+			var wg sync.WaitGroup
+			wg.Go(func() {
+				for i := 0; ; i++ {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					if err := os.Link(srcs[i%4], filepath.Join(dir, fmt.Sprintf("new-%v-%06d", plus, i))); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			})
+			// Another client keeps starting listings, replacing the
+			// snapshot under the first.
+			wg.Go(func() {
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					v.readdirPage(dh, 0, false, 4096)
+				}
+			})
+			names := v.listAll(t, dh, plus, 32768)
+			close(stop)
+			wg.Wait()
+			seen := make(map[string]bool, len(names))
+			for _, name := range names {
+				if seen[name] {
+					t.Fatalf("%s listed twice", name)
+				}
+				seen[name] = true
+			}
+			for i := range n {
+				if name := fmt.Sprintf("f%06d", i); !seen[name] {
+					t.Fatalf("%s missing", name)
+				}
+			}
+		})
+	}
+}
