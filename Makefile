@@ -7,7 +7,7 @@ GO ?= go
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X example.com/appliance/shared/daemon.Version=$(VERSION)
 # The daemons and tools that exist so far, as bin/NAME from ./PATH.
-CMDS := tsserv:./tsserv tsclnt:./tsserv/tsclnt
+CMDS := tsserv:./tsserv tsclnt:./tsserv/tsclnt printsrv:./printsrv filesrv:./filesrv
 FUZZTIME ?= 20s
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
@@ -35,9 +35,24 @@ run: build ## start the appliance with its built-in defaults (state in ./var); C
 		setsid bash -c 'exec "$$0" "$${@:2}" 2> >(tee -a "$$1" >&2)' bin/$$1 $$log "$${@:2}" & pids+=($$!); \
 		for i in $$(seq 100); do grep -q 'msg=ready' $$log && return; kill -0 $$! 2>/dev/null || break; sleep 0.1; done; \
 		echo "$$1 did not start; see above and $$log"; stop; exit 1; }; \
-	start tsserv; \
+	start tsserv; start printsrv; start filesrv; \
 	echo; \
 	echo "The appliance is running (logs also in var/log/). Ctrl-C stops it."; \
+	echo; \
+	echo "  print server (printsrv): IPP on 127.0.0.1:8631, queues office and lab; jobs land in var/printsrv/tray/QUEUE/"; \
+	echo "    lp -h 127.0.0.1:8631 -d office README.md            print a file (or: echo hi | lp -h 127.0.0.1:8631 -d lab)"; \
+	echo "    lp -h 127.0.0.1:8631 -d office -n 2 -o sides=two-sided-long-edge README.md"; \
+	echo "    lpstat -h 127.0.0.1:8631 -t                          queues and jobs (-p printers, -o jobs, -d default)"; \
+	echo "    cancel -h 127.0.0.1:8631 office-1                    cancel job 1; cancel -h 127.0.0.1:8631 -a office cancels all"; \
+	echo "    ipptool -tv ipp://127.0.0.1:8631/ipp/print/office get-printer-attributes.test"; \
+	echo "    metrics: curl http://127.0.0.1:9631/metrics"; \
+	echo; \
+	echo "  file server (filesrv): NFSv3 on 127.0.0.1:12049 (portmapper 12111), export /export = var/export, read-write, loopback only"; \
+	echo "    mount -t nfs -o vers=3,proto=tcp,port=12049,mountport=12049,nolock 127.0.0.1:/export /mnt"; \
+	echo "    nfs-ls  'nfs://127.0.0.1/export?nfsport=12049&mountport=12049&version=3'"; \
+	echo "    nfs-cp  README.md 'nfs://127.0.0.1/export/README.md?nfsport=12049&mountport=12049&version=3'"; \
+	echo "    nfs-cat 'nfs://127.0.0.1/export/README.md?nfsport=12049&mountport=12049&version=3'"; \
+	echo "    metrics: curl http://127.0.0.1:9123/metrics"; \
 	echo; \
 	echo "  timestamp service (tsserv): TCP and UDP on port 21567, every interface"; \
 	echo "    bin/tsclnt                    interactive; an empty line quits"; \
