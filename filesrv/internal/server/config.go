@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"net/netip"
+	"os"
 	"path"
 	"strconv"
 	"strings"
@@ -88,6 +89,17 @@ func anonID() *uint32 {
 	return &v
 }
 
+// localExport is the built-in export (make run, -export): loopback
+// clients only, and every client user, root included, acts as the user
+// who runs filesrv. So a developer's files in it stay theirs and root on
+// the same machine cannot write as anyone else; the appliance's config
+// uses root squash instead.
+func localExport(path, dir string) ExportConfig {
+	uid, gid := uint32(os.Getuid()), uint32(os.Getgid())
+	return ExportConfig{Path: path, Dir: dir, Clients: []string{"127.0.0.0/8", "::1/128"},
+		Squash: "all", AnonUID: &uid, AnonGID: &gid}
+}
+
 // Default returns the built-in config.
 func Default() Config {
 	c := Config{
@@ -96,14 +108,7 @@ func Default() Config {
 		Portmap:  []string{"tcp/" + DefaultPortmap, "udp/" + DefaultPortmap},
 		StateDir: DefaultStateDir,
 		MaxIO:    DefaultMaxIO,
-		Exports: []ExportConfig{{
-			Path:    "/export",
-			Dir:     DefaultExport,
-			Clients: []string{"127.0.0.0/8", "::1/128"},
-			Squash:  "root",
-			AnonUID: anonID(),
-			AnonGID: anonID(),
-		}},
+		Exports:  []ExportConfig{localExport("/export", DefaultExport)},
 	}
 	c.Limits.MaxMessageBytes = DefaultMaxIO + rpcOverhead
 	return c
@@ -229,11 +234,10 @@ func NewFlags(fs *flag.FlagSet) *daemon.Flags[Config] {
 			c.Limits.MaxMessageBytes = need
 		}
 	})
-	f.String("export", "share one folder instead of the configured exports: PATH=DIR, e.g. /export=/srv/export (loopback clients, root squash)",
+	f.String("export", "share one folder instead of the configured exports: PATH=DIR, e.g. /export=/srv/export (loopback clients, who all act as the user running filesrv)",
 		func(c *Config, v string) {
 			p, d, _ := strings.Cut(v, "=")
-			c.Exports = []ExportConfig{{Path: p, Dir: d, Clients: []string{"127.0.0.0/8", "::1/128"},
-				Squash: "root", AnonUID: anonID(), AnonGID: anonID()}}
+			c.Exports = []ExportConfig{localExport(p, d)}
 		})
 	return f
 }

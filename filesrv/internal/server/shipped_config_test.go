@@ -19,6 +19,8 @@ func appliance() Config {
 	c.Portmap = []string{"tcp/:111", "udp/:111"}
 	c.StateDir = "/var/lib/filesrv"
 	c.Exports[0].Dir = "/srv/export"
+	c.Exports[0].Squash = "root"
+	c.Exports[0].AnonUID, c.Exports[0].AnonGID = anonID(), anonID()
 	c.Exports[0].Clients = []string{"127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"}
 	return c
 }
