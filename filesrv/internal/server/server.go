@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -382,38 +381,13 @@ Flags:
 // stderr, and returns its exit status. sig, when set, replaces the
 // process's signals.
 func Main(args []string, stderr io.Writer, sig <-chan os.Signal) int {
-	fs := flag.NewFlagSet("filesrv", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, usage)
-		fs.PrintDefaults()
-		fmt.Fprint(stderr, "\nExamples:\n  filesrv -export /export=/srv/export\n  filesrv -config /etc/appliance/filesrv.toml\n")
-	}
-	flags := NewFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return daemon.ExitOK
-		}
-		return daemon.ExitUsage
-	}
-	if flags.ShowVersion {
-		fmt.Println(daemon.Version)
-		return daemon.ExitOK
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "filesrv: unexpected argument %q (see filesrv -help)\n", fs.Arg(0))
-		return daemon.ExitUsage
-	}
-	cfg, err := flags.Load()
-	if err != nil {
-		fmt.Fprintf(stderr, "filesrv: %v\n", err)
-		if errors.Is(err, daemon.ErrUsage) {
-			return daemon.ExitUsage
-		}
-		return daemon.ExitConfig
-	}
-	base := daemon.NewBase("filesrv", cfg.Common, stderr)
-	svc := New(cfg, base, flags.Load)
-	r := daemon.Runner{Log: base.Log, Service: svc, Grace: svc.Grace, Signals: sig, Ready: base.SetReady}
-	return r.Run()
+	return daemon.Main(daemon.Command[Config]{
+		Name:     "filesrv",
+		Usage:    usage,
+		Examples: "  filesrv -export /export=/srv/export\n  filesrv -config /etc/appliance/filesrv.toml\n",
+		Flags:    NewFlags,
+		New: func(cfg Config, base *daemon.Base, reload func() (Config, error)) daemon.GracefulService {
+			return New(cfg, base, reload)
+		},
+	}, args, stderr, sig)
 }

@@ -7,7 +7,6 @@ import (
 	"crypto/tls"
 	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -504,38 +503,13 @@ Flags:
 // stderr, and returns its exit status. sig, when set, replaces the
 // process's signals.
 func Main(args []string, stderr io.Writer, sig <-chan os.Signal) int {
-	fs := flag.NewFlagSet("printsrv", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, usage)
-		fs.PrintDefaults()
-		fmt.Fprint(stderr, "\nExamples:\n  printsrv -listen tcp/:631 -state-dir /var/lib/printsrv\n  printsrv -config /etc/appliance/printsrv.toml\n  lp -h 127.0.0.1:8631 -d office file.pdf\n")
-	}
-	flags := NewFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return daemon.ExitOK
-		}
-		return daemon.ExitUsage
-	}
-	if flags.ShowVersion {
-		fmt.Println(daemon.Version)
-		return daemon.ExitOK
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "printsrv: unexpected argument %q (see printsrv -help)\n", fs.Arg(0))
-		return daemon.ExitUsage
-	}
-	cfg, err := flags.Load()
-	if err != nil {
-		fmt.Fprintf(stderr, "printsrv: %v\n", err)
-		if errors.Is(err, daemon.ErrUsage) {
-			return daemon.ExitUsage
-		}
-		return daemon.ExitConfig
-	}
-	base := daemon.NewBase("printsrv", cfg.Common, stderr)
-	svc := New(cfg, base, flags.Load)
-	r := daemon.Runner{Log: base.Log, Service: svc, Grace: svc.Grace, Signals: sig, Ready: base.SetReady}
-	return r.Run()
+	return daemon.Main(daemon.Command[Config]{
+		Name:     "printsrv",
+		Usage:    usage,
+		Examples: "  printsrv -listen tcp/:631 -state-dir /var/lib/printsrv\n  printsrv -config /etc/appliance/printsrv.toml\n  lp -h 127.0.0.1:8631 -d office file.pdf\n",
+		Flags:    NewFlags,
+		New: func(cfg Config, base *daemon.Base, reload func() (Config, error)) daemon.GracefulService {
+			return New(cfg, base, reload)
+		},
+	}, args, stderr, sig)
 }
