@@ -34,8 +34,6 @@ type Forwarder struct {
 	l    *pipeListener
 	sem  chan struct{} // one slot per call in flight
 	done chan struct{} // closed when go-nfs's accept loop has returned
-	// fix rewrites the attributes in a reply's results (see fixAttrs).
-	fix func(*oncrpc.Call, []byte) []byte
 
 	mu     sync.Mutex
 	closed bool
@@ -57,9 +55,6 @@ func NewForwarder(h nfs.Handler, maxConns int, log *slog.Logger) *Forwarder {
 		sem:  make(chan struct{}, maxConns),
 		done: make(chan struct{}),
 		all:  make(map[net.Conn]struct{}),
-	}
-	if gh, ok := h.(*Handler); ok {
-		f.fix = gh.fixAttrs
 	}
 	go func() {
 		defer close(f.done)
@@ -92,9 +87,6 @@ func (f *Forwarder) Forward(ctx context.Context, c *oncrpc.Call) (oncrpc.AcceptS
 	}
 	if rep.XID != c.XID {
 		return 0, nil, fmt.Errorf("forward to go-nfs: reply xid %d for call %d", rep.XID, c.XID)
-	}
-	if rep.Stat == oncrpc.Success && f.fix != nil {
-		return rep.Stat, f.fix(c, rep.Results), nil
 	}
 	return rep.Stat, rep.Results, nil
 }

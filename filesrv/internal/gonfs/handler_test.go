@@ -7,13 +7,11 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
-	"time"
 
 	nfs "github.com/willscott/go-nfs"
 
 	"example.com/appliance/filesrv/internal/export"
 	"example.com/appliance/filesrv/internal/handles"
-	"example.com/appliance/filesrv/internal/oncrpc"
 )
 
 // newExport returns an export of a new folder holding a/b.txt, and its
@@ -79,45 +77,5 @@ func TestHandlerReadOnly(t *testing.T) {
 	var st nfs.FSStat
 	if err := h.FSStat(context.Background(), h.FS(e), &st); err != nil || st.AvailableSize != 0 {
 		t.Errorf("FSStat of a read-only export = %+v, %v; want nothing available", st, err)
-	}
-}
-
-// TestForwardFixesAttrs forwards FSSTAT and checks the attributes in the
-// reply are filesrv's: the export's fsid, Unix mode bits.
-func TestForwardFixesAttrs(t *testing.T) {
-	e, store := newExport(t, false)
-	h := NewHandler(store, []*export.Export{e})
-	f := NewForwarder(h, 0, nil)
-	defer f.Close()
-	root, err := store.Handle(e, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := oncrpc.NewWriter(nil)
-	oncrpc.AppendCall(w, 5, 100003, 3, procFsstat, oncrpc.SysCred(oncrpc.Cred{Machine: "t"}))
-	w.Opaque(root)
-	c := new(oncrpc.Call)
-	if err := oncrpc.ParseCall(w.Bytes(), c); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	stat, res, err := f.Forward(ctx, c)
-	if err != nil || stat != oncrpc.Success {
-		t.Fatalf("Forward(FSSTAT) = %v, %v", stat, err)
-	}
-	r := oncrpc.NewReader(res)
-	status, follows := r.Uint32(), r.Bool()
-	attrs := r.Fixed(fattr3Len)
-	if r.Err() != nil || status != 0 || !follows {
-		t.Fatalf("FSSTAT results %x", res)
-	}
-	a := oncrpc.NewReader(attrs)
-	typ, mode := a.Uint32(), a.Uint32()
-	a.Fixed(4 * 3) // nlink, uid, gid
-	a.Fixed(8 * 3) // size, used, rdev
-	fsid := a.Uint64()
-	if typ != typeDir || mode&^0o7777 != 0 || fsid != uint64(e.ID) {
-		t.Errorf("attributes: type %d, mode %o, fsid %x; want a folder, Unix mode bits, fsid %x", typ, mode, fsid, e.ID)
 	}
 }

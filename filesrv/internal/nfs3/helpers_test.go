@@ -241,15 +241,6 @@ func readPostOp(r *oncrpc.Reader) (fattr, bool) {
 	return readFattr(r), true
 }
 
-func skipWcc(r *oncrpc.Reader) {
-	if r.Bool() {
-		r.Uint64()
-		r.Uint64()
-		r.Uint64()
-	}
-	readPostOp(r)
-}
-
 // Argument encoders.
 
 func argFH(h []byte) func(*oncrpc.Writer) {

@@ -228,11 +228,81 @@ func (s *Server) forward(ctx context.Context, c *oncrpc.Call, reply *oncrpc.Writ
 	if stat != oncrpc.Success {
 		return stat
 	}
-	reply.Raw(res)
+	s.putForwarded(reply, c, res)
 	if done != nil && len(res) >= 4 && res[0]|res[1]|res[2]|res[3] == 0 {
 		done()
 	}
 	return oncrpc.Success
+}
+
+// fattr3Len is the size of an encoded fattr3.
+const fattr3Len = 84
+
+// putForwarded writes go-nfs's results for c with the attributes this
+// package sends everywhere else. go-nfs writes fsid 0 (the Linux client
+// then sees its mounted root change file system and answers ESTALE), Go's
+// mode bits (0x800001ed for a folder) and mtime as ctime and atime. So
+// each post_op_attr is replaced by a fresh lstat of the object and each
+// pre_op_attr dropped (go-nfs's pre-op ctime is its mtime). Results that
+// do not parse are passed on as they are.
+func (s *Server) putForwarded(w *oncrpc.Writer, c *oncrpc.Call, res []byte) {
+	args := oncrpc.NewReader(c.Args)
+	r := oncrpc.NewReader(res)
+	start := w.Len()
+	w.Uint32(r.Uint32()) // status
+	switch c.Proc {
+	case procNull:
+		w.Truncate(start)
+		w.Raw(res)
+		return
+	case procReadlink, procFsstat, procPathconf:
+		fh := args.Opaque(fhMax)
+		skipPostOp(r)
+		s.putPostOpOf(w, fh)
+	case procRemove, procRmdir:
+		fh := args.Opaque(fhMax)
+		skipWcc(r)
+		w.Bool(false)
+		s.putPostOpOf(w, fh)
+	case procRename:
+		from := args.Opaque(fhMax)
+		args.Opaque(nameMax)
+		to := args.Opaque(fhMax)
+		for _, fh := range [][]byte{from, to} {
+			skipWcc(r)
+			w.Bool(false)
+			s.putPostOpOf(w, fh)
+		}
+	}
+	if r.Err() != nil || args.Err() != nil {
+		w.Truncate(start)
+		w.Raw(res)
+		return
+	}
+	w.Raw(r.Rest())
+}
+
+// putPostOpOf writes the post_op_attr of the file behind handle fh.
+func (s *Server) putPostOpOf(w *oncrpc.Writer, fh []byte) {
+	o, stat := s.resolve(fh)
+	if stat != nfsOK {
+		w.Bool(false)
+		return
+	}
+	putPostOp(w, o.e, s.statOrNil(o))
+}
+
+func skipPostOp(r *oncrpc.Reader) {
+	if r.Bool() {
+		r.Fixed(fattr3Len)
+	}
+}
+
+func skipWcc(r *oncrpc.Reader) {
+	if r.Bool() {
+		r.Fixed(24) // size, mtime, ctime
+	}
+	skipPostOp(r)
 }
 
 // Close closes cached open files after syncing nothing: data not yet

@@ -42,6 +42,26 @@ func (s *Server) resolve(h []byte) (obj, uint32) {
 	return obj{e: e, p: p, h: h}, nfsOK
 }
 
+// resolveStat resolves h and returns its attributes. On failure it writes
+// the status and an absent post_op_attr (the failure results of every
+// procedure whose results start with the object's attributes) and returns
+// false.
+func (s *Server) resolveStat(w *oncrpc.Writer, h []byte) (obj, *unix.Stat_t, bool) {
+	o, stat := s.resolve(h)
+	if stat != nfsOK {
+		w.Uint32(stat)
+		putPostOp(w, nil, nil)
+		return obj{}, nil, false
+	}
+	st, err := s.statObj(o)
+	if err != nil {
+		w.Uint32(statusOf(err))
+		putPostOp(w, nil, nil)
+		return obj{}, nil, false
+	}
+	return o, st, true
+}
+
 // statObj returns o's attributes, from its cached descriptor if open.
 func (s *Server) statObj(o obj) (*unix.Stat_t, error) {
 	if ent := s.files.get(string(o.h)); ent != nil {
@@ -295,16 +315,8 @@ func (s *Server) access(c *oncrpc.Call, w *oncrpc.Writer) oncrpc.AcceptStat {
 	if r.Err() != nil {
 		return oncrpc.GarbageArgs
 	}
-	o, stat := s.resolve(h)
-	if stat != nfsOK {
-		w.Uint32(stat)
-		putPostOp(w, nil, nil)
-		return oncrpc.Success
-	}
-	st, err := s.statObj(o)
-	if err != nil {
-		w.Uint32(statusOf(err))
-		putPostOp(w, nil, nil)
+	o, st, ok := s.resolveStat(w, h)
+	if !ok {
 		return oncrpc.Success
 	}
 	w.Uint32(nfsOK)

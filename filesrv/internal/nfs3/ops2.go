@@ -535,16 +535,8 @@ func (s *Server) fsinfo(c *oncrpc.Call, w *oncrpc.Writer) oncrpc.AcceptStat {
 	if r.Err() != nil {
 		return oncrpc.GarbageArgs
 	}
-	o, stat := s.resolve(h)
-	if stat != nfsOK {
-		w.Uint32(stat)
-		putPostOp(w, nil, nil)
-		return oncrpc.Success
-	}
-	st, err := s.statObj(o)
-	if err != nil {
-		w.Uint32(statusOf(err))
-		putPostOp(w, nil, nil)
+	o, st, ok := s.resolveStat(w, h)
+	if !ok {
 		return oncrpc.Success
 	}
 	w.Uint32(nfsOK)
@@ -569,16 +561,8 @@ func (s *Server) pathconf(c *oncrpc.Call, w *oncrpc.Writer) oncrpc.AcceptStat {
 	if r.Err() != nil {
 		return oncrpc.GarbageArgs
 	}
-	o, stat := s.resolve(h)
-	if stat != nfsOK {
-		w.Uint32(stat)
-		putPostOp(w, nil, nil)
-		return oncrpc.Success
-	}
-	st, err := s.statObj(o)
-	if err != nil {
-		w.Uint32(statusOf(err))
-		putPostOp(w, nil, nil)
+	o, st, ok := s.resolveStat(w, h)
+	if !ok {
 		return oncrpc.Success
 	}
 	w.Uint32(nfsOK)
