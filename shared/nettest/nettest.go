@@ -5,6 +5,7 @@ package nettest
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net"
 	"net/http"
@@ -94,4 +95,37 @@ func Get(t testing.TB, c *http.Client, url string) (int, string, http.Header) {
 		t.Fatal(err)
 	}
 	return res.StatusCode, string(body), res.Header
+}
+
+// Service is the part of a daemon's service that StartService drives
+// (daemon.Service).
+type Service interface {
+	Start() error
+	Shutdown(ctx context.Context) error
+	Failed() <-chan error
+}
+
+// StartService starts svc and, at the end of the test, shuts it down and
+// checks that it neither failed nor overran the shutdown; if the test
+// failed it prints log, the service's log.
+func StartService(t testing.TB, svc Service, log *Buffer) {
+	t.Helper()
+	if err := svc.Start(); err != nil {
+		t.Fatalf("Start: %v\nlog:\n%s", err, log.String())
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := svc.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown at cleanup: %v", err)
+		}
+		select {
+		case err := <-svc.Failed():
+			t.Errorf("serving failed: %v", err)
+		default:
+		}
+		if t.Failed() {
+			t.Logf("server log:\n%s", log.String())
+		}
+	})
 }

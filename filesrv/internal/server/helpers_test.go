@@ -58,24 +58,7 @@ func startService(t testing.TB, edits ...func(*server.Config)) *testService {
 	}
 	base := daemon.NewBase("filesrv", cfg.Common, ts.Log)
 	ts.Service = server.New(cfg, base, func() (server.Config, error) { return cfg, nil })
-	if err := ts.Start(); err != nil {
-		t.Fatalf("Start: %v\nlog:\n%s", err, ts.Log.String())
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := ts.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown at cleanup: %v", err)
-		}
-		select {
-		case err := <-ts.Failed():
-			t.Errorf("serving failed: %v", err)
-		default:
-		}
-		if t.Failed() {
-			t.Logf("server log:\n%s", ts.Log.String())
-		}
-	})
+	nettest.StartService(t, ts, ts.Log)
 	ts.NFS = strings.TrimPrefix(ts.Addrs()[0], "tcp/")
 	for _, a := range ts.PortmapAddrs() {
 		network, addr, _ := strings.Cut(a, "/")

@@ -84,24 +84,7 @@ func startService(t testing.TB, edits ...func(*server.Config)) *testService {
 		defer ts.mu.Unlock()
 		return ts.next, nil
 	})
-	if err := ts.Start(); err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := ts.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown at cleanup: %v", err)
-		}
-		select {
-		case err := <-ts.Failed():
-			t.Errorf("serving failed: %v", err)
-		default:
-		}
-		if t.Failed() {
-			t.Logf("server log:\n%s", ts.Log.String())
-		}
-	})
+	nettest.StartService(t, ts, ts.Log)
 	if addrs := ts.Addrs(); len(addrs) > 0 {
 		ts.Addr = strings.TrimPrefix(addrs[0], "tcp/")
 	}

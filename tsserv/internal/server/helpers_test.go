@@ -91,24 +91,7 @@ func newService(t testing.TB, edits ...func(*server.Config)) *testService {
 // start starts the service and arranges its shutdown at the test's end.
 func (ts *testService) start(t testing.TB) *testService {
 	t.Helper()
-	if err := ts.Start(); err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := ts.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown at cleanup: %v", err)
-		}
-		select {
-		case err := <-ts.Failed():
-			t.Errorf("serving failed: %v", err)
-		default:
-		}
-		if t.Failed() {
-			t.Logf("server log:\n%s", ts.Log.String())
-		}
-	})
+	nettest.StartService(t, ts, ts.Log)
 	for _, a := range ts.Addrs() {
 		network, addr, _ := strings.Cut(a, "/")
 		v6 := strings.HasPrefix(addr, "[")
