@@ -1,0 +1,111 @@
+package oncrpc
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"example.com/appliance/shared/netsrv"
+)
+
+// gateHandler holds each call in ServeRPC until the gate of its XID is
+// opened, and tells started when a call has come in.
+type gateHandler struct {
+	started chan uint32
+	gates   map[uint32]chan struct{}
+}
+
+func (h *gateHandler) ServeRPC(ctx context.Context, c *Call, reply *Writer) AcceptStat {
+	h.started <- c.XID
+	select {
+	case <-h.gates[c.XID]:
+	case <-ctx.Done():
+	}
+	reply.Uint32(c.XID)
+	return Success
+}
+
+// TestServeConnRepliesAsFinished sends several calls on one connection and
+// lets them finish one at a time in a given order: each reply must come
+// while the calls sent before it are still held in the handler. A server
+// that served one call of a connection at a time, or that wrote replies
+// in the order of the calls, would not answer the first call released.
+func TestServeConnRepliesAsFinished(t *testing.T) {
+	tests := []struct {
+		name    string
+		release []uint32 // XIDs 1..n, in the order their calls may finish
+	}{
+		{"second before first", []uint32{2, 1}},
+		{"in order", []uint32{1, 2, 3}},
+		{"reverse", []uint32{4, 3, 2, 1}},
+		{"middle first", []uint32{2, 3, 1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n := len(tt.release)
+			h := &gateHandler{started: make(chan uint32, n), gates: make(map[uint32]chan struct{})}
+			for xid := 1; xid <= n; xid++ {
+				h.gates[uint32(xid)] = make(chan struct{})
+			}
+			released := map[uint32]bool{}
+			release := func(xid uint32) {
+				close(h.gates[xid])
+				released[xid] = true
+			}
+			// On failure, open the gates left closed so no call stays held.
+			t.Cleanup(func() {
+				for xid := range h.gates {
+					if !released[xid] {
+						release(xid)
+					}
+				}
+			})
+			s := &Server{}
+			s.Register(testProg, 1, h)
+			_, addr := serve(t, s, netsrv.Limits{})
+			c := dial(t, addr)
+
+			var out []byte
+			for xid := 1; xid <= n; xid++ {
+				out = append(out, frag(true, call(uint32(xid), testProg, 1, 1, OpaqueAuth{}))...)
+			}
+			if _, err := c.Write(out); err != nil {
+				t.Fatal(err)
+			}
+			// All n calls of the connection are in the handler at once.
+			// (The timer only bounds a server that never starts them all.)
+			in := map[uint32]bool{}
+			timeout := time.After(10 * time.Second)
+			for range n {
+				select {
+				case xid := <-h.started:
+					in[xid] = true
+				case <-timeout:
+					t.Fatalf("after 10s only calls %v are in the handler, of XIDs 1 to %d", in, n)
+				}
+			}
+			if len(in) != n {
+				t.Fatalf("calls started: %v, want XIDs 1 to %d", in, n)
+			}
+
+			rr := NewRecordReader(c)
+			for i, xid := range tt.release {
+				release(xid)
+				msg, err := rr.ReadRecord(nil, 1<<20)
+				if err != nil {
+					t.Fatalf("reply %d: %v", i+1, err)
+				}
+				rep, err := ParseReply(msg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := fmt.Sprintf("xid %d, success, results %x", xid, words(xid))
+				if got := fmt.Sprintf("xid %d, %s, results %x", rep.XID, statusNames[rep.Stat], rep.Results); got != want {
+					t.Fatalf("reply %d after releasing call %d (calls %v still held): %s, want %s",
+						i+1, xid, tt.release[i+1:], got, want)
+				}
+			}
+		})
+	}
+}
