@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"example.com/appliance/printsrv/internal/ipp"
 	"example.com/appliance/shared/config"
 	"example.com/appliance/shared/daemon"
@@ -48,7 +50,7 @@ type Config struct {
 
 // Auth configures HTTP Basic authentication.
 type Auth struct {
-	// Users, "name:{sha256}hex" or "name:password"; none turns
+	// Users, "name:BCRYPT-HASH" as "htpasswd -nB name" prints; none turns
 	// authentication off. With users, every request that creates or
 	// changes a job or a queue needs a valid user.
 	Users []string `toml:"users"`
@@ -150,10 +152,10 @@ func (c *Config) Validate() error {
 	for _, u := range c.Auth.Users {
 		n, secret, ok := strings.Cut(u, ":")
 		if !ok || !userRE.MatchString(n) || secret == "" {
-			return config.Errorf("auth.users", "%q is not name:{sha256}hex or name:password", u)
+			return config.Errorf("auth.users", "%q is not name:hash (make one with htpasswd -nB name)", u)
 		}
-		if h, ok := strings.CutPrefix(secret, "{sha256}"); ok && !regexp.MustCompile(`^[0-9a-fA-F]{64}$`).MatchString(h) {
-			return config.Errorf("auth.users", "user %s: {sha256} needs 64 hex digits", n)
+		if _, err := bcrypt.Cost([]byte(secret)); err != nil {
+			return config.Errorf("auth.users", "user %s: the password is not a bcrypt hash (make one with htpasswd -nB %s): %v", n, n, err)
 		}
 	}
 	if (c.TLS.Cert == "") != (c.TLS.Key == "") {

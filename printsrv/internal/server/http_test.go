@@ -5,9 +5,7 @@ import (
 	"bytes"
 	"compress/flate"
 	"compress/gzip"
-	"crypto/sha256"
 	"crypto/tls"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
@@ -17,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/OpenPrinting/goipp"
+	"golang.org/x/crypto/bcrypt"
 
 	"example.com/appliance/printsrv/internal/server"
 	"example.com/appliance/printsrv/internal/spool"
@@ -177,9 +176,12 @@ func TestMaxJobBytes(t *testing.T) {
 }
 
 func TestBasicAuth(t *testing.T) {
-	sum := sha256.Sum256([]byte("s3cret"))
+	hash, err := bcrypt.GenerateFromPassword([]byte("s3cret"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ts := startService(t, func(c *server.Config) {
-		c.Auth.Users = []string{"carol:{sha256}" + hex.EncodeToString(sum[:]), "dave:plain"}
+		c.Auth.Users = []string{"carol:" + string(hash)}
 	})
 	msg, _ := ippReq(goipp.OpPrintJob, ts.uri("/printers/office"), mimeAttr("text/plain")).EncodeBytes()
 	query, _ := ippReq(goipp.OpGetPrinterAttributes, ts.uri("/printers/office")).EncodeBytes()
@@ -191,8 +193,8 @@ func TestBasicAuth(t *testing.T) {
 	}{
 		{"print without auth", msg, "", "", http.StatusUnauthorized},
 		{"print bad password", msg, "carol", "wrong", http.StatusUnauthorized},
-		{"print sha256 user", msg, "carol", "s3cret", http.StatusOK},
-		{"print plain user", msg, "dave", "plain", http.StatusOK},
+		{"print bcrypt user", msg, "carol", "s3cret", http.StatusOK},
+		{"print unknown user", msg, "dave", "plain", http.StatusUnauthorized},
 		{"query without auth", query, "", "", http.StatusOK},
 	}
 	for _, tt := range tests {

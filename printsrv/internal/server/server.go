@@ -2,10 +2,7 @@ package server
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"crypto/tls"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -22,6 +19,7 @@ import (
 
 	"github.com/OpenPrinting/goipp"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/crypto/bcrypt"
 
 	"example.com/appliance/printsrv/internal/ipp"
 	"example.com/appliance/printsrv/internal/spool"
@@ -441,17 +439,10 @@ func (s *Service) serveGet(w http.ResponseWriter, r *http.Request, st *state) {
 	}
 }
 
-// checkPassword compares a password with a configured secret,
-// "{sha256}hex" or plain, in constant time.
-func checkPassword(secret, password string) bool {
-	if secret == "" {
-		return false
-	}
-	if h, ok := strings.CutPrefix(secret, "{sha256}"); ok {
-		sum := sha256.Sum256([]byte(password))
-		return subtle.ConstantTimeCompare([]byte(strings.ToLower(h)), []byte(hex.EncodeToString(sum[:]))) == 1
-	}
-	return subtle.ConstantTimeCompare([]byte(secret), []byte(password)) == 1
+// checkPassword compares a password with a configured bcrypt hash (the
+// form "htpasswd -nB" writes).
+func checkPassword(hash, password string) bool {
+	return hash != "" && bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) == nil
 }
 
 // limitReader reads at most n bytes and remembers hitting the limit.

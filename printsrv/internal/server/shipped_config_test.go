@@ -37,7 +37,7 @@ func TestConfigErrors(t *testing.T) {
 		{"default printer", func(c *Config) { c.DefaultPrinter = "nope" }, "default_printer"},
 		{"max job bytes", func(c *Config) { c.MaxJobBytes = 0 }, "max_job_bytes"},
 		{"bad user", func(c *Config) { c.Auth.Users = []string{"nopassword"} }, "auth.users"},
-		{"bad sha256", func(c *Config) { c.Auth.Users = []string{"a:{sha256}12"} }, "auth.users"},
+		{"password in the clear", func(c *Config) { c.Auth.Users = []string{"a:secret"} }, "auth.users"},
 		{"cert without key", func(c *Config) { c.TLS.Cert = "/x.pem" }, "tls.cert"},
 	}
 	for _, tt := range tests {
