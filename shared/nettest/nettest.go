@@ -6,11 +6,13 @@ package nettest
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -29,6 +31,38 @@ func NeedTool(t testing.TB, name string) string {
 		t.Fatalf("%s is needed by this test and CI is set: %v (install it in .ci/run)", name, err)
 	}
 	t.Skipf("%s not found (%v); this test fails instead of skipping when CI is set", name, err)
+	return ""
+}
+
+// NeedShared returns the absolute path of rel, a file or folder in the
+// ../shared material beside the project (sample documents, test rigs),
+// given from the repository's root. Tests name it from their package
+// folder, so NeedShared walks up to find it. When it is missing the test
+// is skipped on a developer's machine but fails when CI is set.
+func NeedShared(t testing.TB, rel string) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	for err == nil {
+		if _, serr := os.Stat(filepath.Join(dir, "go.mod")); serr == nil {
+			break
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			err = errors.New("no go.mod above the test's folder")
+		}
+		dir = parent
+	}
+	p := filepath.Join(filepath.Dir(dir), "shared", rel)
+	if err == nil {
+		_, err = os.Stat(p)
+	}
+	if err == nil {
+		return p
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("../shared/%s is needed by this test and CI is set: %v (the shared material sits beside the repository)", rel, err)
+	}
+	t.Skipf("../shared/%s not found (%v); this test fails instead of skipping when CI is set", rel, err)
 	return ""
 }
 

@@ -13,23 +13,11 @@ import (
 	"example.com/appliance/shared/nettest"
 )
 
-const rigs = "../../../../shared/rigs"
-
-// needRig returns the absolute path of a shared rig script: it fails the
-// test when the script is missing and CI is set, and skips it otherwise.
+// needRig returns the absolute path of a shared rig script
+// (../shared/rigs/REL).
 func needRig(t testing.TB, rel string) string {
 	t.Helper()
-	p, err := filepath.Abs(filepath.Join(rigs, rel))
-	if err == nil {
-		_, err = os.Stat(p)
-	}
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is needed by this test and CI is set: %v (the shared rigs sit beside the repo, in ../shared/rigs)", rel, err)
-		}
-		t.Skipf("%s not found: %v", rel, err)
-	}
-	return p
+	return nettest.NeedShared(t, "rigs/"+rel)
 }
 
 // escapeService exports dir/export, beside a secret file that must stay

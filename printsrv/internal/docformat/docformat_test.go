@@ -14,26 +14,18 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"example.com/appliance/shared/nettest"
 )
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// samplesDir is the interop sample documents, shared with ipptool.
-const samplesDir = "../../../../shared/ipptool"
-
-// samples returns samplesDir, skipping the test when it is absent unless
-// the environment variable CI is set, where its absence is a failure.
+// samples returns the interop sample documents (../shared/ipptool).
 func samples(t testing.TB) string {
 	t.Helper()
-	if _, err := os.Stat(samplesDir); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("sample documents missing (%v): the tests need %s", err, samplesDir)
-		}
-		t.Skipf("sample documents missing: %v", err)
-	}
-	return samplesDir
+	return nettest.NeedShared(t, "ipptool")
 }
 
 // makePDF returns a small valid PDF of n pages with a correct xref table.
@@ -347,11 +339,8 @@ func FuzzPages(f *testing.F) {
 	})
 }
 
-// TestPDFCPU checks the pdfcpu reader itself, when it is built in.
+// TestPDFCPU checks the pdfcpu reader itself.
 func TestPDFCPU(t *testing.T) {
-	if !havePDFCPU {
-		t.Skip("built without the pdfcpu tag")
-	}
 	for _, n := range []int{1, 7} {
 		doc := makePDF(n)
 		got, err := pdfcpuPages(bytes.NewReader(doc))

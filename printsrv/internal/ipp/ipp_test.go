@@ -126,24 +126,11 @@ func attr(m *goipp.Message, group goipp.Tag, name string) (goipp.Attribute, bool
 	return goipp.Attribute{}, false
 }
 
-// ipptoolDir is where the conformance files' sample documents are.
-const ipptoolDir = "../../../../shared/ipptool"
-
-// needIpptoolFiles returns the absolute sample directory, or skips (fails
-// under CI) when ../shared is absent.
+// needIpptoolFiles returns the conformance files' sample documents
+// (../shared/ipptool).
 func needIpptoolFiles(t *testing.T) string {
 	t.Helper()
-	dir, err := filepath.Abs(ipptoolDir)
-	if err == nil {
-		_, err = os.Stat(filepath.Join(dir, "make-pwg-samples.sh"))
-	}
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("the ipptool sample documents are needed at %s and CI is set: %v", ipptoolDir, err)
-		}
-		t.Skipf("ipptool sample documents not found at %s: %v", ipptoolDir, err)
-	}
-	return dir
+	return nettest.NeedShared(t, "ipptool")
 }
 
 // ipptoolWorkDir makes a working directory for ipptool holding links to

@@ -9,14 +9,16 @@ import (
 	"testing"
 
 	"github.com/OpenPrinting/goipp"
+
+	"example.com/appliance/shared/nettest"
 )
 
 // BenchmarkPrintJob measures one Print-Job of the 64 KB sample PDF, from
 // the HTTP request to the acknowledgement (the job fsynced in the spool).
 func BenchmarkPrintJob(b *testing.B) {
-	doc, err := os.ReadFile(filepath.Join(samples, "testfile.pdf"))
+	doc, err := os.ReadFile(filepath.Join(nettest.NeedShared(b, "ipptool"), "testfile.pdf"))
 	if err != nil {
-		b.Skipf("sample document: %v", err)
+		b.Fatal(err)
 	}
 	ts := startService(b)
 	msg, _ := ippReq(goipp.OpPrintJob, ts.uri("/printers/office"), mimeAttr("application/pdf")).EncodeBytes()

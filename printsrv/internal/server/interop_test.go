@@ -22,22 +22,10 @@ import (
 	"example.com/appliance/shared/nettest"
 )
 
-// samples is the folder of sample documents beside the project.
-const samples = "../../../../shared/ipptool"
-
+// needSamples returns the sample documents (../shared/ipptool).
 func needSamples(t *testing.T) string {
 	t.Helper()
-	dir, err := filepath.Abs(samples)
-	if err == nil {
-		_, err = os.Stat(filepath.Join(dir, "make-pwg-samples.sh"))
-	}
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("the sample documents are needed at %s and CI is set: %v", samples, err)
-		}
-		t.Skipf("sample documents not found at %s: %v", samples, err)
-	}
-	return dir
+	return nettest.NeedShared(t, "ipptool")
 }
 
 var requestIDRE = regexp.MustCompile(`request id is ([A-Za-z0-9_.-]+)-(\d+) `)
