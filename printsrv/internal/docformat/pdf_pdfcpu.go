@@ -12,9 +12,6 @@ import (
 	"github.com/pdfcpu/pdfcpu/pkg/pdfcpu/model"
 )
 
-// havePDFCPU reports whether PDFs are read with pdfcpu.
-const havePDFCPU = true
-
 // pdfTimeout bounds pdfcpu's parse of a hostile file.
 const pdfTimeout = 10 * time.Second
 
