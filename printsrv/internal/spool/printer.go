@@ -24,8 +24,9 @@ const (
 // printer is one virtual printer: its queue and what it is doing. All
 // fields but cfg and wake are guarded by Spool.mu.
 type printer struct {
-	cfg  PrinterConfig
-	wake chan struct{} // a job, a cancel, a pause or a resume to look at
+	cfg    PrinterConfig
+	wake   chan struct{} // a job, a cancel, a pause or a resume to look at
+	trayFS *os.File      // the tray folder if on another filesystem than the spool, else nil
 
 	queue   []int // ids of its unfinished jobs, ascending
 	cur     *job  // the job being printed
@@ -263,7 +264,7 @@ func (s *Spool) end(p *printer, j *job, st State, reason, msg string) {
 	s.mu.Unlock()
 	// The end is not waited for on disk: if a crash loses it, the job
 	// prints again and its tray files are written over, no worse.
-	if err := s.persist(j, false); err != nil {
+	if err := s.persistEnd(p, j); err != nil {
 		s.log.Error("record job end", "job", j.ID, "err", err)
 	}
 	s.log.Debug("job done", "job", j.ID, "printer", p.cfg.Name, "state", st, "pages", pages)
@@ -354,7 +355,9 @@ func (s *Spool) writeTrayRecord(p *printer, j Job) error {
 }
 
 // writeTrayFile writes name in tray through a hidden temporary file that
-// is fsynced and renamed, so that a reader of the tray never sees a part.
+// is renamed, so that a reader of the tray never sees a part. It does not
+// sync: the tray is a copy, made durable by the commit that records the
+// job's end (persistEnd); a crash before that prints the job again.
 func writeTrayFile(tray, name string, fill func(io.Writer) error) error {
 	tmp := filepath.Join(tray, "."+name+tmpSuffix)
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
@@ -362,9 +365,6 @@ func writeTrayFile(tray, name string, fill func(io.Writer) error) error {
 		return fmt.Errorf("create %q: %w", tmp, err)
 	}
 	err = fill(f)
-	if err == nil {
-		err = f.Sync()
-	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

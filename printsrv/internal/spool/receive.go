@@ -22,11 +22,12 @@ func needsDetection(format string) bool {
 	return format == "" || format == docformat.Octet
 }
 
-// receive streams doc into the file of document n of job id and fsyncs
-// it. With limit >= 0, a document over limit bytes is removed and an
-// error wrapping ErrTooLarge returned. The file is written in place, not
-// renamed: until a record names it, it is not part of any job, and Open
-// removes documents no record names.
+// receive streams doc into the file of document n of job id. It does not
+// sync it: the caller's commit does, together with the record naming it
+// (see commit.go). With limit >= 0, a document over limit bytes is
+// removed and an error wrapping ErrTooLarge returned. The file is written
+// in place, not renamed: until a durable record names it, it is not part
+// of any job, and Open removes documents no record names.
 func (s *Spool) receive(ctx context.Context, id, n int, doc io.Reader, format string, limit int64) (docRecord, error) {
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
@@ -45,7 +46,7 @@ func (s *Spool) receive(ctx context.Context, id, n int, doc io.Reader, format st
 	}
 	d := docRecord{File: docName(id, n, format), Format: format}
 	path := s.docPath(d.File)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	f, err := s.createFile(path, os.O_RDWR, false)
 	if err != nil {
 		return docRecord{}, fmt.Errorf("create document: %w", err)
 	}
@@ -86,9 +87,6 @@ func (s *Spool) receive(ctx context.Context, id, n int, doc io.Reader, format st
 				return fail(fmt.Errorf("read document: %w", rerr))
 			}
 		}
-	}
-	if err := f.Sync(); err != nil {
-		return fail(fmt.Errorf("sync document: %w", err))
 	}
 	pages, perr := docformat.Pages(f, d.Bytes, format)
 	if perr != nil && !errors.Is(perr, docformat.ErrUnknown) {

@@ -1,21 +1,25 @@
 // Package spool keeps print jobs durably on disk and runs the virtual
 // printers that "print" them into their output trays.
 //
-// A job acknowledged by the protocol layer has been fsynced here first:
-// Create, AddDocument and Submit return only after the job's record and
-// document are on stable storage, so a kill -9 and restart lose nothing.
+// A job acknowledged by the protocol layer has been synced here first:
+// Create, AddDocument, Submit, CloseJob, Cancel, Hold and Release return
+// only after the job's record and documents are on stable storage, so a
+// kill -9 or a power loss and restart lose nothing acknowledged.
 //
-// On disk, Options.Dir holds jobs/<id>.json, one record per job written
-// through a temporary file and a rename; docs/<id>-<n>.<ext>, the
-// documents as received; and next-id, below which ids may have been
-// used, so that ids are never reused even after finished jobs are purged.
-// The folder syncs that make new names durable are group-committed: one
-// goroutine syncs a folder once for every job written since its last
-// sync, and each submitter waits for the sync that covers it.
+// On disk, Options.Dir holds jobs/<id>.json, one record per job, created
+// in place and later updated through a temporary file and a rename;
+// docs/<id>-<n>.<ext>, the documents as received; and next-id, below
+// which ids may have been used, so that ids are never reused even after
+// finished jobs are purged. Syncing is group-committed: writers leave
+// their files in the page cache and one goroutine makes every write
+// since its last sync durable with one syncfs of the spool's filesystem,
+// each writer waiting for the sync that covers it (see commit.go).
 //
 // Each printer's output tray gets job-<id>.<ext> for the first document
 // of a printed job, job-<id>-<n>.<ext> for the next ones, and
-// job-<id>.json describing the job, each written atomically.
+// job-<id>.json describing the job, each written atomically (a reader
+// never sees a part) and made durable by the sync that records the job's
+// end.
 package spool
 
 import (
@@ -31,6 +35,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -156,6 +161,14 @@ type Spool struct {
 	// batchHook, set by tests before Open, sees each commit batch's size
 	// before its folders are synced.
 	batchHook func(n int)
+	syncHook  func() error // testSyncHook
+	syncErr   error        // the first failed sync: every commit fails after it (committer only)
+	syncFDs   []*os.File   // one folder per filesystem of the spool, for syncfs
+	pool      chan string  // names of empty files ready in Dir/free (see pool.go)
+	poolWake  chan struct{}
+	freeSeq   atomic.Int64 // names files in Dir/free
+	retireMu  sync.Mutex
+	retired   []string // files in Dir/free to recycle after the next sync
 
 	idMu    sync.Mutex // guards nextID and idLimit
 	nextID  int
@@ -176,6 +189,7 @@ type job struct {
 	wmu       sync.Mutex // serializes writes of the job's record
 	receiving bool       // a document is being streamed in
 	purged    bool       // record removed: write it no more (guarded by wmu)
+	wgen      int        // record writes so far (guarded by wmu)
 }
 
 // snapshot returns a copy of the job that shares no memory with it.
@@ -233,6 +247,8 @@ func Open(opts Options) (*Spool, error) {
 		maxBytes: opts.MaxJobBytes,
 		history:  opts.History,
 		commits:  make(chan commitReq, 1024),
+		pool:     make(chan string, 2*poolSize), // the pooler fills half: room for recycled files
+		poolWake: make(chan struct{}, 1),
 		done:     make(chan struct{}),
 		jobs:     make(map[int]*job),
 		printers: make(map[string]*printer),
@@ -241,6 +257,7 @@ func Open(opts Options) (*Spool, error) {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	s.batchHook = testBatchHook
+	s.syncHook = testSyncHook
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -264,6 +281,13 @@ func Open(opts Options) (*Spool, error) {
 		s.names = append(s.names, pc.Name)
 	}
 	if err := s.load(); err != nil {
+		s.closeFiles()
+		return nil, fmt.Errorf("open spool %q: %w", opts.Dir, err)
+	}
+	var err error
+	s.syncFDs, err = openSyncFDs(s.dir, filepath.Join(s.dir, jobsDir), filepath.Join(s.dir, docsDir))
+	if err != nil {
+		s.closeFiles()
 		return nil, fmt.Errorf("open spool %q: %w", opts.Dir, err)
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -276,6 +300,8 @@ func Open(opts Options) (*Spool, error) {
 	}
 	s.workers.Add(1)
 	go s.purger()
+	s.workers.Add(1)
+	go s.pooler()
 	return s, nil
 }
 
@@ -294,6 +320,17 @@ func (s *Spool) load() error {
 		if err := os.MkdirAll(p.cfg.Tray, 0o755); err != nil {
 			return fmt.Errorf("create tray of %q: %w", p.cfg.Name, err)
 		}
+		// A tray on another filesystem than the spool's is synced
+		// on its own with the job's end (see end).
+		same, err := sameFS(s.dir, p.cfg.Tray)
+		if err != nil {
+			return err
+		}
+		if !same {
+			if p.trayFS, err = os.Open(p.cfg.Tray); err != nil {
+				return fmt.Errorf("open tray of %q: %w", p.cfg.Name, err)
+			}
+		}
 		if err := removeTemps(p.cfg.Tray, isTrayTemp); err != nil {
 			return err
 		}
@@ -303,6 +340,9 @@ func (s *Spool) load() error {
 		return err
 	}
 	if err := removeTemps(s.dir, isTemp); err != nil {
+		return err
+	}
+	if err := s.resetPool(); err != nil {
 		return err
 	}
 	recs, err := s.readRecords()
@@ -333,8 +373,12 @@ func (s *Spool) load() error {
 		return err
 	}
 	for _, j := range changed {
-		if err := s.writeRecord(j); err != nil {
-			return err
+		data, err := encodeRecord(j)
+		if err == nil {
+			err = writeFileSync(s.recordPath(j.ID), data)
+		}
+		if err != nil {
+			return fmt.Errorf("job %d record: %w", j.ID, err)
 		}
 	}
 	if err := syncDir(filepath.Join(s.dir, jobsDir)); err != nil {
@@ -402,7 +446,18 @@ func (s *Spool) Close() error {
 	s.workers.Wait()
 	close(s.commits)
 	<-s.done
+	s.closeFiles()
 	return nil
+}
+
+// closeFiles closes the folders kept open for syncing.
+func (s *Spool) closeFiles() {
+	closeAll(s.syncFDs)
+	for _, p := range s.printers {
+		if p.trayFS != nil {
+			_ = p.trayFS.Close()
+		}
+	}
 }
 
 // begin registers an operation, so that Close waits for it.
@@ -485,12 +540,15 @@ func (s *Spool) Submit(ctx context.Context, spec JobSpec, doc io.Reader, format 
 	j.addDoc(d)
 	j.Closed = true
 	j.setWaiting()
-	if err := s.writeRecord(j); err != nil {
+	if err := s.createRecord(j); err != nil {
 		_ = os.Remove(s.docPath(d.File))
 		return Job{}, err
 	}
-	if err := s.commit(syncJobs | syncDocs); err != nil {
-		return Job{}, err
+	if err := s.commit(); err != nil {
+		// Not acknowledged: best effort not to leave it behind.
+		_ = os.Remove(s.recordPath(j.ID))
+		_ = os.Remove(s.docPath(d.File))
+		return Job{}, fmt.Errorf("job %d: %w", id, err)
 	}
 	return s.register(j), nil
 }
@@ -509,11 +567,12 @@ func (s *Spool) Create(spec JobSpec) (Job, error) {
 		return Job{}, err
 	}
 	j := s.newJob(id, spec)
-	if err := s.writeRecord(j); err != nil {
+	if err := s.createRecord(j); err != nil {
 		return Job{}, err
 	}
-	if err := s.commit(syncJobs); err != nil {
-		return Job{}, err
+	if err := s.commit(); err != nil {
+		_ = os.Remove(s.recordPath(j.ID))
+		return Job{}, fmt.Errorf("job %d: %w", id, err)
 	}
 	return s.register(j), nil
 }
@@ -604,8 +663,8 @@ func (s *Spool) AddDocument(ctx context.Context, id int, doc io.Reader, format s
 	}
 	s.mu.Unlock()
 	j.wmu.Unlock()
-	if err := s.commit(syncJobs | syncDocs); err != nil {
-		return Job{}, err
+	if err := s.commit(); err != nil { // the rename
+		return Job{}, fmt.Errorf("job %d: %w", id, err)
 	}
 	return s.snapshot(j), nil
 }
@@ -697,7 +756,7 @@ func (s *Spool) change(id int, f func(*job) error) (Job, error) {
 		p.kick()
 	}
 	s.mu.Unlock()
-	if err := s.persist(j, true); err != nil {
+	if err := s.persist(j); err != nil {
 		return Job{}, err
 	}
 	return s.snapshot(j), nil
@@ -843,16 +902,15 @@ func (s *Spool) purger() {
 	}
 }
 
-// persist writes the job's current record; with wait, it also waits for
-// the jobs folder to be synced.
-func (s *Spool) persist(j *job, wait bool) error {
+// persist durably writes the job's current record.
+func (s *Spool) persist(j *job) error {
 	if err := s.writeRecord(j); err != nil {
 		return err
 	}
-	if !wait {
-		return nil
+	if err := s.commit(); err != nil { // the rename
+		return fmt.Errorf("job %d: %w", j.ID, err)
 	}
-	return s.commit(syncJobs)
+	return nil
 }
 
 // writeRecord writes the job's record as it is now. Writes of one job are
@@ -871,14 +929,126 @@ func (s *Spool) writeRecord(j *job) error {
 	return s.writeRecordData(j, data)
 }
 
-// writeRecordData writes an encoded record; the caller holds j.wmu.
+// writeFile writes data to path, a file of the pool if it has one,
+// replacing any file there, without syncing it.
+func (s *Spool) writeFile(path string, data []byte) error {
+	f, err := s.createFile(path, os.O_WRONLY, false)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		_ = os.Remove(path)
+		return fmt.Errorf("write %q: %w", path, err)
+	}
+	return nil
+}
+
+// createRecord writes the record of a new job, not yet registered, in
+// place: no temporary file, no rename, no sync. The caller commits
+// before acknowledging the job, so a crash can tear only the record of
+// a job nobody was told about (see commit.go).
+func (s *Spool) createRecord(j *job) error {
+	data, err := encodeRecord(j)
+	if err != nil {
+		return err
+	}
+	path := s.recordPath(j.ID)
+	f, err := s.createFile(path, os.O_WRONLY, true)
+	if err != nil {
+		return fmt.Errorf("job %d record: %w", j.ID, err)
+	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		_ = os.Remove(path)
+		return fmt.Errorf("job %d record: %w", j.ID, err)
+	}
+	j.wgen++
+	return nil
+}
+
+// writeRecordData replaces the job's record with data; the caller holds
+// j.wmu. The new content goes to a temporary file that one commit makes
+// durable before the rename, so that a crash leaves the old record or
+// the new one, whole; the rename itself is durable only after the
+// caller's next commit.
 func (s *Spool) writeRecordData(j *job, data []byte) error {
 	if j.purged {
 		return nil
 	}
-	if err := writeFileSync(s.recordPath(j.ID), data); err != nil {
+	path := s.recordPath(j.ID)
+	tmp := path + tmpSuffix
+	if err := s.writeFile(tmp, data); err != nil {
 		return fmt.Errorf("job %d record: %w", j.ID, err)
 	}
+	if err := s.commit(); err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("job %d record: %w", j.ID, err)
+	}
+	if err := s.replaceFile(tmp, path); err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("job %d record: %w", j.ID, err)
+	}
+	j.wgen++
+	return nil
+}
+
+// endSuffix marks the temporary file of a job's end-of-job record, which
+// waits for a commit before it is renamed (see persistEnd).
+const endSuffix = ".end" + tmpSuffix
+
+// persistEnd records a printed job's end without waiting for the disk,
+// so that an instant printer is not held by syncs: the record goes to a
+// temporary file, and once the next commit has made it (and the tray's
+// output) durable, the committer renames it over the job's record. If a
+// crash loses the end, the job prints again and its tray files are
+// written over, no worse. If the record was written or removed
+// meanwhile, that newer write wins and the end's file is dropped.
+func (s *Spool) persistEnd(p *printer, j *job) error {
+	path := s.recordPath(j.ID)
+	tmp := path + endSuffix
+	j.wmu.Lock()
+	if j.purged {
+		j.wmu.Unlock()
+		return nil
+	}
+	s.mu.Lock()
+	data, err := encodeRecord(j)
+	s.mu.Unlock()
+	if err == nil {
+		err = s.writeFile(tmp, data)
+	}
+	gen := j.wgen
+	j.wmu.Unlock() // before asking: the committer's TryLock must not see us
+	if err != nil {
+		return fmt.Errorf("job %d record: %w", j.ID, err)
+	}
+	s.commitAsync(p.trayFS, func(err error) {
+		// Runs in the committer, which must not wait for a writer of
+		// this record: a writer holding wmu may be waiting for it. A
+		// writer that holds it is writing something newer anyway.
+		if !j.wmu.TryLock() {
+			_ = os.Remove(tmp)
+			return
+		}
+		defer j.wmu.Unlock()
+		if err == nil && !j.purged && j.wgen == gen {
+			if err = s.replaceFile(tmp, path); err == nil {
+				j.wgen++
+				return
+			}
+		}
+		_ = os.Remove(tmp)
+		if err != nil {
+			s.log.Error("record job end", "job", j.ID, "err", err)
+		}
+	})
 	return nil
 }
 

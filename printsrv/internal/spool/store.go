@@ -26,12 +26,6 @@ const (
 	idBlock = 1024
 )
 
-// Which folders a commit must fsync.
-const (
-	syncJobs = 1 << iota
-	syncDocs
-)
-
 // record is a job's file in Dir/jobs: the job and its documents.
 type record struct {
 	Job
@@ -47,7 +41,9 @@ type docRecord struct {
 }
 
 // writeFileSync writes data to path through a temporary file that is
-// fsynced and renamed over path. The caller syncs the folder.
+// fsynced and renamed over path. The caller syncs the folder. Only Open
+// and the rare id reservations use it; the hot path leaves syncing to
+// the committer (see commit.go).
 func writeFileSync(path string, data []byte) error {
 	tmp := path + tmpSuffix
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
@@ -121,6 +117,16 @@ func (s *Spool) readRecords() ([]*record, error) {
 		if err == nil {
 			var data []byte
 			data, err = os.ReadFile(path)
+			if err == nil && len(data) == 0 {
+				// A new record is created, then written in one call,
+				// then synced before its job is acknowledged: an empty
+				// one is a job a crash stopped before that.
+				s.log.Info("empty job record of an unacknowledged job removed", "file", path)
+				if rerr := os.Remove(path); rerr != nil {
+					return nil, fmt.Errorf("remove %q: %w", path, rerr)
+				}
+				continue
+			}
 			if err == nil {
 				err = json.Unmarshal(data, &rec)
 			}
@@ -129,6 +135,8 @@ func (s *Spool) readRecords() ([]*record, error) {
 			}
 		}
 		if err != nil {
+			// Damage, or a new record a power loss tore before its
+			// job was acknowledged: either way it is kept for a human.
 			s.log.Error("unreadable job record set aside", "file", path, "err", err)
 			if rerr := os.Rename(path, path+badSuffix); rerr != nil {
 				return nil, fmt.Errorf("set aside %q: %w", path, rerr)

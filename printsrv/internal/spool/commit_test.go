@@ -1,0 +1,256 @@
+package spool
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestAckWaitsForSync holds the committer's sync: Submit and Create do
+// not return before it is over, and each costs one sync.
+func TestAckWaitsForSync(t *testing.T) {
+	release := make(chan struct{})
+	var syncs atomic.Int32
+	testSyncHook = func() error {
+		syncs.Add(1)
+		<-release
+		return nil
+	}
+	defer func() { testSyncHook = nil }()
+	s := open(t, testOptions(t))
+	if err := s.Pause("p"); err != nil {
+		t.Fatal(err)
+	}
+	returned := make(chan Job, 1)
+	go func() {
+		j, err := s.Submit(context.Background(), JobSpec{Printer: "p"}, bytes.NewReader(psDoc(1)), "")
+		if err != nil {
+			t.Error(err)
+		}
+		returned <- j
+	}()
+	waitFor(t, "sync started", func() bool { return syncs.Load() == 1 })
+	select {
+	case <-returned:
+		t.Fatal("Submit returned before its sync")
+	case <-time.After(50 * time.Millisecond):
+	}
+	if n := len(s.Jobs("", nil)); n != 0 {
+		t.Errorf("%d jobs visible before the sync", n)
+	}
+	close(release)
+	j := <-returned
+	if got := syncs.Load(); got != 1 {
+		t.Errorf("Submit took %d syncs, want 1", got)
+	}
+	if _, err := s.Create(JobSpec{Printer: "p"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := syncs.Load(); got != 2 {
+		t.Errorf("Create took %d syncs, want 1", got-1)
+	}
+	// An update: the temporary file, then the rename.
+	if _, err := s.Hold(j.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := syncs.Load(); got != 4 {
+		t.Errorf("Hold took %d syncs, want 2", got-2)
+	}
+}
+
+// TestSyncFailure injects a failing sync: nothing is acknowledged, no
+// job appears, in memory or after a restart; the failure is sticky until
+// the spool is reopened.
+func TestSyncFailure(t *testing.T) {
+	var fail atomic.Bool
+	errInjected := errors.New("injected I/O error")
+	testSyncHook = func() error {
+		if fail.Load() {
+			return errInjected
+		}
+		return nil
+	}
+	defer func() { testSyncHook = nil }()
+	opts := testOptions(t)
+	s, err := Open(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Pause("p"); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	held, err := s.Submit(ctx, JobSpec{Printer: "p", Hold: true}, bytes.NewReader(psDoc(1)), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	incoming, err := s.Create(JobSpec{Printer: "p"})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	fail.Store(true)
+	if _, err := s.Submit(ctx, JobSpec{Printer: "p"}, bytes.NewReader(psDoc(1)), ""); !errors.Is(err, errInjected) {
+		t.Errorf("Submit: %v, want the injected error", err)
+	}
+	fail.Store(false) // sticky: what follows fails all the same
+	if _, err := s.Create(JobSpec{Printer: "p"}); !errors.Is(err, errInjected) {
+		t.Errorf("Create: %v, want the injected error", err)
+	}
+	if _, err := s.AddDocument(ctx, incoming.ID, bytes.NewReader(psDoc(2)), "", true); !errors.Is(err, errInjected) {
+		t.Errorf("AddDocument: %v, want the injected error", err)
+	}
+	if _, err := s.Release(held.ID); !errors.Is(err, errInjected) {
+		t.Errorf("Release: %v, want the injected error", err)
+	}
+	if n := len(s.Jobs("", nil)); n != 2 {
+		t.Errorf("%d jobs after failed syncs, want 2", n)
+	}
+	if j, _ := s.Job(incoming.ID); j.Documents != 0 || j.Closed {
+		t.Errorf("job after a failed AddDocument: %+v", j)
+	}
+	for _, dir := range []string{jobsDir, docsDir} {
+		ents, _ := os.ReadDir(filepath.Join(opts.Dir, dir))
+		for _, e := range ents {
+			if filepath.Ext(e.Name()) == tmpSuffix {
+				t.Errorf("%s left in %s", e.Name(), dir)
+			}
+		}
+	}
+	if n, _ := os.ReadDir(filepath.Join(opts.Dir, docsDir)); len(n) != 1 {
+		t.Errorf("docs holds %d files, want 1", len(n))
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s2 := open(t, opts)
+	if err := s2.Pause("p"); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(s2.Jobs("", nil)); n != 2 {
+		t.Errorf("%d jobs after reopening, want 2", n)
+	}
+	if j, _ := s2.Job(held.ID); j.State != PendingHeld {
+		t.Errorf("held job after reopening: %+v", j)
+	}
+	j, err := s2.AddDocument(ctx, incoming.ID, bytes.NewReader(psDoc(2)), "", true)
+	if err != nil || j.Documents != 1 {
+		t.Fatalf("AddDocument after reopening: %+v, %v", j, err)
+	}
+}
+
+// TestEndRecorded checks that the end of a printed job, recorded without
+// waiting, is on disk after Close: the job does not print again.
+func TestEndRecorded(t *testing.T) {
+	opts := testOptions(t)
+	s, err := Open(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []int
+	for range 20 {
+		ids = append(ids, submit(t, s, JobSpec{}, psDoc(1), "").ID)
+	}
+	for _, id := range ids {
+		waitState(t, s, id, Completed)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ents, _ := os.ReadDir(filepath.Join(opts.Dir, jobsDir))
+	if len(ents) != len(ids) {
+		t.Errorf("jobs folder holds %d files, want %d", len(ents), len(ids))
+	}
+	s2 := open(t, opts)
+	for _, id := range ids {
+		if j, _ := s2.Job(id); j.State != Completed {
+			t.Errorf("job %d after restart: %+v", id, j)
+		}
+	}
+}
+
+// TestEmptyRecord reopens a spool in which a crash left the empty record
+// of a job being created: it goes, quietly, with its document.
+func TestEmptyRecord(t *testing.T) {
+	opts := testOptions(t)
+	s, err := Open(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Pause("p"); err != nil {
+		t.Fatal(err)
+	}
+	j := submit(t, s, JobSpec{}, psDoc(1), "")
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	id := j.ID + 1
+	for _, f := range []string{filepath.Join(jobsDir, itoa(id)+".json"), filepath.Join(docsDir, itoa(id)+"-1.ps")} {
+		if err := os.WriteFile(filepath.Join(opts.Dir, f), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s2 := open(t, opts)
+	if _, ok := s2.Job(id); ok {
+		t.Error("job of an empty record loaded")
+	}
+	for _, f := range []string{filepath.Join(jobsDir, itoa(id)+".json"), filepath.Join(jobsDir, itoa(id)+".json.bad"), filepath.Join(docsDir, itoa(id)+"-1.ps")} {
+		if _, err := os.Stat(filepath.Join(opts.Dir, f)); err == nil {
+			t.Errorf("%s still there", f)
+		}
+	}
+	if next := submit(t, s2, JobSpec{}, psDoc(1), ""); next.ID <= id {
+		t.Errorf("new job id %d after %d", next.ID, id)
+	}
+}
+
+// TestRecycle checks that replacing a record keeps the old file for the
+// pool, emptied once the replacement is durable, instead of freeing it.
+func TestRecycle(t *testing.T) {
+	opts := testOptions(t)
+	s := open(t, opts)
+	if err := s.Pause("p"); err != nil {
+		t.Fatal(err)
+	}
+	j := submit(t, s, JobSpec{Hold: true}, psDoc(1), "")
+	ino := func(path string) uint64 {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Sys().(*syscall.Stat_t).Ino
+	}
+	old := ino(s.recordPath(j.ID))
+	if _, err := s.Release(j.ID); err != nil {
+		t.Fatal(err)
+	}
+	if ino(s.recordPath(j.ID)) == old {
+		t.Fatal("record not replaced")
+	}
+	var rec record
+	if err := json.Unmarshal(readFile(t, s.recordPath(j.ID)), &rec); err != nil || rec.State != Pending {
+		t.Fatalf("record after Release: %+v, %v", rec, err)
+	}
+	found := false
+	ents, _ := os.ReadDir(filepath.Join(opts.Dir, freeDir))
+	for _, e := range ents {
+		path := filepath.Join(opts.Dir, freeDir, e.Name())
+		if fi, err := os.Stat(path); err != nil || fi.Size() != 0 {
+			t.Errorf("%s in the pool: %v, %v", e.Name(), fi, err)
+		}
+		if ino(path) == old {
+			found = true
+		}
+	}
+	if !found {
+		t.Error("the old record's file is not in the pool")
+	}
+}

@@ -1,0 +1,196 @@
+package spool
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+)
+
+// The file pool.
+//
+// Creating a file can be the slowest step left of a submission once the
+// syncs are shared. On ext4 without a journal (the test box's root
+// filesystem) every inode allocation skips, one cache lookup each, the
+// inodes deleted in the last half minute, and a spool that purges jobs,
+// or shares its filesystem with programs that delete files, has many:
+// a create measured there 0.1 to 1.5 ms against 30 µs for renaming an
+// existing empty file. So a background goroutine keeps empty files ready
+// in Dir/free, and the hot path renames one into place instead of
+// creating its document and record (falling back to creating when the
+// pool is empty). Nothing about durability changes: the file is renamed,
+// then written, then covered by the job's commit like a created one; a
+// crash before the commit leaves an empty or partial document that no
+// durable record names, or an empty record, both removed by Open. Files
+// in Dir/free are never written, and Open empties the folder.
+//
+// The pool is also what keeps that cost from growing: replacing a record
+// through a rename would free the old record's inode, and every freed
+// inode slows the next half minute of creates (an instant printer
+// replaces one record per job). So a record is replaced by exchanging
+// it with its temporary file (RENAME_EXCHANGE), the old file moves to
+// Dir/free, and after a commit has made the exchange durable the
+// committer empties it and adds it to the pool (retire, recycle). Until
+// that commit it keeps the old record whole: a crash before it finds the
+// old record or the new one at the record's name, never an emptied one.
+
+const (
+	freeDir  = "free"
+	poolSize = 256 // files the pooler keeps ready, refilled once half are used; recycled files may add as many
+)
+
+// createFile creates path for writing (flag: os.O_WRONLY or os.O_RDWR),
+// from the pool if it has a file. With excl, path must not exist yet;
+// without, an existing file is replaced.
+func (s *Spool) createFile(path string, flag int, excl bool) (*os.File, error) {
+	select {
+	case name := <-s.pool:
+		if len(s.pool) < poolSize/2 {
+			select {
+			case s.poolWake <- struct{}{}:
+			default:
+			}
+		}
+		src := filepath.Join(s.dir, freeDir, name)
+		var err error
+		if excl {
+			err = unix.Renameat2(unix.AT_FDCWD, src, unix.AT_FDCWD, path, unix.RENAME_NOREPLACE)
+		} else {
+			err = unix.Rename(src, path)
+		}
+		if err == nil {
+			f, err := os.OpenFile(path, flag|os.O_TRUNC, 0o600)
+			if err != nil {
+				_ = os.Remove(path)
+				return nil, fmt.Errorf("create %q: %w", path, err)
+			}
+			return f, nil
+		}
+		_ = os.Remove(src)
+		if errors.Is(err, unix.EEXIST) {
+			return nil, &fs.PathError{Op: "create", Path: path, Err: fs.ErrExist}
+		}
+		// Another error, such as no RENAME_NOREPLACE on this
+		// filesystem: create the file as without a pool.
+	default:
+	}
+	mode := os.O_CREATE | os.O_TRUNC
+	if excl {
+		mode = os.O_CREATE | os.O_EXCL
+	}
+	f, err := os.OpenFile(path, flag|mode, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("create %q: %w", path, err)
+	}
+	return f, nil
+}
+
+// pooler keeps the file pool filled until Close.
+func (s *Spool) pooler() {
+	defer s.workers.Done()
+	dir := filepath.Join(s.dir, freeDir)
+	for {
+	fill:
+		for len(s.pool) < poolSize && s.ctx.Err() == nil {
+			name := s.freeName()
+			path := filepath.Join(dir, name)
+			f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+			if err != nil {
+				// Submissions create their files themselves
+				// meanwhile.
+				s.log.Warn("spool file pool", "err", err)
+				break
+			}
+			_ = f.Close()
+			if !s.offer(name) {
+				_ = os.Remove(path)
+				break fill
+			}
+		}
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-s.poolWake:
+		}
+	}
+}
+
+// freeName returns a name for a new file in Dir/free.
+func (s *Spool) freeName() string {
+	return strconv.FormatInt(s.freeSeq.Add(1), 10)
+}
+
+// offer adds an empty file of Dir/free to the pool, unless it is full.
+func (s *Spool) offer(name string) bool {
+	select {
+	case s.pool <- name:
+		return true
+	default:
+		return false
+	}
+}
+
+// replaceFile atomically puts the file tmp at path. The file it replaces
+// is not freed but retired to the pool.
+func (s *Spool) replaceFile(tmp, path string) error {
+	err := unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, path, unix.RENAME_EXCHANGE)
+	if err == nil {
+		s.retire(tmp) // tmp is the old file now
+		return nil
+	}
+	// ENOENT: no file at path to exchange with (or no tmp, which the
+	// rename reports). EINVAL: no exchange on this filesystem.
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	return nil
+}
+
+// retire moves a file that no name of the spool needs any more to
+// Dir/free, where the committer empties it and gives it to the pool
+// after the next sync; see the comment at the top.
+func (s *Spool) retire(path string) {
+	name := s.freeName()
+	if err := os.Rename(path, filepath.Join(s.dir, freeDir, name)); err != nil {
+		_ = os.Remove(path)
+		return
+	}
+	s.retireMu.Lock()
+	s.retired = append(s.retired, name)
+	s.retireMu.Unlock()
+}
+
+// takeRetired returns the files retired so far; the committer calls it
+// before a sync, and recycles them after the sync if it succeeds.
+func (s *Spool) takeRetired() []string {
+	s.retireMu.Lock()
+	defer s.retireMu.Unlock()
+	r := s.retired
+	s.retired = nil
+	return r
+}
+
+// recycle empties retired files, now durably out of the spool's names,
+// and gives them to the pool.
+func (s *Spool) recycle(names []string) {
+	for _, name := range names {
+		path := filepath.Join(s.dir, freeDir, name)
+		if err := os.Truncate(path, 0); err != nil || !s.offer(name) {
+			_ = os.Remove(path)
+		}
+	}
+}
+
+// resetPool creates or empties the pool's folder; the caller holds no
+// pool file yet.
+func (s *Spool) resetPool() error {
+	dir := filepath.Join(s.dir, freeDir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create folder: %w", err)
+	}
+	return removeTemps(dir, func(string) bool { return true })
+}
