@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"example.com/appliance/shared/nettest"
 )
 
 // TestStateMachine drives jobs through the operations on a paused
@@ -658,19 +660,11 @@ func TestConcurrent(t *testing.T) {
 	}
 }
 
-// samplesDir is the interop sample documents, shared with ipptool.
-const samplesDir = "../../../../shared/ipptool"
-
 // TestSampleFormats submits the interop samples as lp does, with
 // application/octet-stream: the spool detects their formats and counts
 // their pages.
 func TestSampleFormats(t *testing.T) {
-	if _, err := os.Stat(samplesDir); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("sample documents missing (%v): the tests need %s", err, samplesDir)
-		}
-		t.Skipf("sample documents missing: %v", err)
-	}
+	samplesDir := nettest.NeedShared(t, "ipptool")
 	s := open(t, testOptions(t))
 	tests := []struct {
 		file        string
