@@ -82,9 +82,11 @@ fuzz: ## run each fuzz target for FUZZTIME (default 20s)
 		done; \
 	done
 
-bench: build ## measure tsserv against a minimal baseline; writes docs/benchmarks.md
+bench: build ## measure each daemon against its baseline in the same run; writes docs/benchmarks.md
 	$(GO) test -run='^$$' -bench=. -benchmem ./shared/... ./tsserv/...
 	$(GO) run ./tsserv/tsbench -tsserv ./bin/tsserv -out docs/benchmarks.md
+	$(GO) run ./printsrv/printbench -printsrv ./bin/printsrv -out docs/benchmarks.md
+	$(GO) run ./filesrv/nfsbench -filesrv ./bin/filesrv -out docs/benchmarks.md
 
 clean: ## remove bin/ and var/
 	rm -rf bin var
