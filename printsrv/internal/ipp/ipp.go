@@ -83,6 +83,9 @@ type Handler struct {
 	// Open, when set, remembers when jobs that wait for documents last
 	// heard from their client, for CloseStale. It outlives reloads.
 	Open *OpenJobs
+
+	tablesOnce sync.Once
+	tables     []*printerTable // by index in Printers, see printerTable
 }
 
 // OperationTimeout is multiple-operation-time-out: how long a job created

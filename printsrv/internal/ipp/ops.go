@@ -457,7 +457,7 @@ func (h *Handler) getJobAttributes(r *request, resp *response) (goipp.Status, er
 	if !ok {
 		return 0, errorf(goipp.StatusErrorNotFound, "job %d does not exist", r.jobID)
 	}
-	resp.add(goipp.TagJobGroup, h.selectedJobAttrs(j, r, r.keywords("requested-attributes"), []string{"all"}))
+	resp.add(goipp.TagJobGroup, h.jobAttrs(j, r, newJobSelector(r.keywords("requested-attributes"), []string{"all"})))
 	return goipp.StatusOk, nil
 }
 
@@ -489,9 +489,9 @@ func (h *Handler) getJobs(r *request, resp *response) (goipp.Status, error) {
 	if limit > 0 && len(jobs) > limit {
 		jobs = jobs[:limit]
 	}
-	req := r.keywords("requested-attributes")
+	want := newJobSelector(r.keywords("requested-attributes"), []string{"job-id", "job-uri"})
 	for _, j := range jobs {
-		resp.add(goipp.TagJobGroup, h.selectedJobAttrs(j, r, req, []string{"job-id", "job-uri"}))
+		resp.add(goipp.TagJobGroup, h.jobAttrs(j, r, want))
 	}
 	return goipp.StatusOk, nil
 }
@@ -510,13 +510,7 @@ func (h *Handler) printerGroup(p *Printer, r *request) (goipp.Attributes, error)
 	if err != nil {
 		return nil, err
 	}
-	all, template := h.printerAttrs(p, r, st)
-	return selectAttrs(all, template, r.keywords("requested-attributes"), func(n string) (goipp.Attribute, bool) {
-		if n == "media-col-database" {
-			return p.mediaColDatabase(), true
-		}
-		return goipp.Attribute{}, false
-	}), nil
+	return h.selectPrinterAttrs(p, r, st, r.keywords("requested-attributes")), nil
 }
 
 func (h *Handler) pauseResume(r *request, resp *response) (goipp.Status, error) {
@@ -588,8 +582,11 @@ func (h *Handler) cupsGetPrinters(r *request, resp *response) (goipp.Status, err
 
 // jobSummary is what job creation and Send-Document return.
 func (h *Handler) jobSummary(j spool.Job, r *request) goipp.Attributes {
-	return h.selectedJobAttrs(j, r, []string{"job-id", "job-uri", "job-state", "job-state-reasons", "job-state-message"}, nil)
+	return h.jobAttrs(j, r, summarySelector)
 }
+
+// summarySelector picks jobSummary's attributes. Only read.
+var summarySelector = newJobSelector([]string{"job-id", "job-uri", "job-state", "job-state-reasons", "job-state-message"}, nil)
 
 var stateNames = map[spool.State]string{3: "pending", 4: "pending-held", 5: "processing", 6: "processing-stopped", 7: "canceled", 8: "aborted", 9: "completed"}
 
@@ -603,64 +600,147 @@ func stateName(s spool.State) string {
 	return strconv.Itoa(int(s))
 }
 
-// selectedJobAttrs builds the requested attributes of a job; def applies
-// when nothing was requested.
-func (h *Handler) selectedJobAttrs(j spool.Job, r *request, requested, def []string) goipp.Attributes {
+// jobSelector says which job attributes a request asks for: names, or
+// the groups all, job-template and job-description. jobAttrs builds only
+// those, in the order of the full set.
+type jobSelector struct {
+	all, template, description bool
+	want                       map[string]bool
+	// stored: some job template attribute is wanted, so the ones stored
+	// with the job are decoded.
+	stored bool
+}
+
+func newJobSelector(requested, def []string) *jobSelector {
 	if len(requested) == 0 {
 		requested = def
 	}
-	// A job's place in its queue costs a look at the queue: only when asked.
-	place := slices.ContainsFunc(requested, func(s string) bool {
-		return s == "all" || s == "job-description" || s == "number-of-intervening-jobs"
-	})
-	return selectJob(h.jobAttrs(j, r, place), requested, nil)
+	s := &jobSelector{want: make(map[string]bool, len(requested))}
+	for _, n := range requested {
+		s.want[n] = true
+		switch n {
+		case "all":
+			s.all = true
+		case "job-template":
+			s.template = true
+		case "job-description":
+			s.description = true
+		default:
+			if _, ok := jobTemplate[n]; ok {
+				s.stored = true
+			}
+		}
+	}
+	s.stored = s.stored || s.all || s.template
+	return s
 }
 
-// jobAttrs builds every attribute of a job; place adds
-// number-of-intervening-jobs.
-func (h *Handler) jobAttrs(j spool.Job, r *request, place bool) goipp.Attributes {
-	base := r.base()
-	var a goipp.Attributes
-	a.Add(integer("job-id", j.ID))
-	a.Add(uri("job-uri", base+"/jobs/"+strconv.Itoa(j.ID)))
-	a.Add(uri("job-printer-uri", base+"/printers/"+j.Printer))
-	a.Add(name("job-name", j.Name))
-	a.Add(name("job-originating-user-name", j.User))
-	a.Add(enum("job-state", int(j.State)))
-	reasons := j.Reasons
-	if len(reasons) == 0 {
-		reasons = []string{"none"}
+// keep reports whether the attribute called name is wanted.
+func (s *jobSelector) keep(name string) bool {
+	if s.all || s.want[name] {
+		return true
 	}
-	a.Add(kw("job-state-reasons", reasons...))
-	msg := j.Message
-	if msg == "" {
-		msg = stateMessages[j.State]
+	if !s.template && !s.description {
+		return false
 	}
-	a.Add(text("job-state-message", msg))
-	a.Add(uri("job-uuid", uuid("job/"+strconv.Itoa(j.ID)+"/"+strconv.FormatInt(j.Created.UnixNano(), 10))))
-	a.Add(integer("number-of-documents", j.Documents))
-	if place {
+	_, isTmpl := jobTemplate[name]
+	return s.template && isTmpl || s.description && !isTmpl
+}
+
+// jobAttrs builds the attributes of a job that sel keeps.
+func (h *Handler) jobAttrs(j spool.Job, r *request, sel *jobSelector) goipp.Attributes {
+	n := len(sel.want)
+	if sel.all || sel.template || sel.description {
+		n = 48
+	}
+	a := make(goipp.Attributes, 0, n)
+	if sel.keep("job-id") {
+		a.Add(integer("job-id", j.ID))
+	}
+	if sel.keep("job-uri") {
+		a.Add(uri("job-uri", r.uriBase()+"/jobs/"+strconv.Itoa(j.ID)))
+	}
+	if sel.keep("job-printer-uri") {
+		a.Add(uri("job-printer-uri", r.uriBase()+"/printers/"+j.Printer))
+	}
+	if sel.keep("job-name") {
+		a.Add(name("job-name", j.Name))
+	}
+	if sel.keep("job-originating-user-name") {
+		a.Add(name("job-originating-user-name", j.User))
+	}
+	if sel.keep("job-state") {
+		a.Add(enum("job-state", int(j.State)))
+	}
+	if sel.keep("job-state-reasons") {
+		reasons := j.Reasons
+		if len(reasons) == 0 {
+			reasons = []string{"none"}
+		}
+		a.Add(kw("job-state-reasons", reasons...))
+	}
+	if sel.keep("job-state-message") {
+		msg := j.Message
+		if msg == "" {
+			msg = stateMessages[j.State]
+		}
+		a.Add(text("job-state-message", msg))
+	}
+	if sel.keep("job-uuid") {
+		a.Add(uri("job-uuid", uuid("job/"+strconv.Itoa(j.ID)+"/"+strconv.FormatInt(j.Created.UnixNano(), 10))))
+	}
+	if sel.keep("number-of-documents") {
+		a.Add(integer("number-of-documents", j.Documents))
+	}
+	if sel.keep("number-of-intervening-jobs") { // a look at the queue: only when asked
 		intervening := 0
 		if !j.State.Terminal() {
 			intervening, _ = slices.BinarySearch(h.queue(r, j.Printer), j.ID)
 		}
 		a.Add(integer("number-of-intervening-jobs", intervening))
 	}
-	a.Add(integer("time-at-creation", unixTime(j.Created)))
-	a.Add(timeOrNoValue("time-at-processing", j.Processing))
-	a.Add(timeOrNoValue("time-at-completed", j.Completed))
-	a.Add(dateTime("date-time-at-creation", j.Created))
-	a.Add(dateTime("date-time-at-processing", j.Processing))
-	a.Add(dateTime("date-time-at-completed", j.Completed))
-	a.Add(integer("job-printer-up-time", unixTime(h.now())))
-	a.Add(integer("job-k-octets", int((j.Bytes+1023)/1024)))
-	a.Add(integer("job-impressions", j.Impressions))
-	a.Add(integer("job-impressions-completed", j.PagesCompleted))
-	a.Add(integer("job-media-sheets-completed", j.PagesCompleted))
-	if len(j.Formats) > 0 {
+	if sel.keep("time-at-creation") {
+		a.Add(integer("time-at-creation", unixTime(j.Created)))
+	}
+	if sel.keep("time-at-processing") {
+		a.Add(timeOrNoValue("time-at-processing", j.Processing))
+	}
+	if sel.keep("time-at-completed") {
+		a.Add(timeOrNoValue("time-at-completed", j.Completed))
+	}
+	if sel.keep("date-time-at-creation") {
+		a.Add(dateTime("date-time-at-creation", j.Created))
+	}
+	if sel.keep("date-time-at-processing") {
+		a.Add(dateTime("date-time-at-processing", j.Processing))
+	}
+	if sel.keep("date-time-at-completed") {
+		a.Add(dateTime("date-time-at-completed", j.Completed))
+	}
+	if sel.keep("job-printer-up-time") {
+		a.Add(integer("job-printer-up-time", unixTime(h.now())))
+	}
+	if sel.keep("job-k-octets") {
+		a.Add(integer("job-k-octets", int((j.Bytes+1023)/1024)))
+	}
+	if sel.keep("job-impressions") {
+		a.Add(integer("job-impressions", j.Impressions))
+	}
+	if sel.keep("job-impressions-completed") {
+		a.Add(integer("job-impressions-completed", j.PagesCompleted))
+	}
+	if sel.keep("job-media-sheets-completed") {
+		a.Add(integer("job-media-sheets-completed", j.PagesCompleted))
+	}
+	if len(j.Formats) > 0 && sel.keep("document-format-supplied") {
 		a.Add(mime("document-format-supplied", j.Formats[0]))
 	}
-	a.Add(boolean("job-hold-until-specified", j.Held))
+	if sel.keep("job-hold-until-specified") {
+		a.Add(boolean("job-hold-until-specified", j.Held))
+	}
+	if !sel.stored {
+		return a
+	}
 	// The template attributes stored with the job, then the defaults of
 	// those the client did not give.
 	var tmpl goipp.Attributes
@@ -676,23 +756,34 @@ func (h *Handler) jobAttrs(j spool.Job, r *request, place bool) goipp.Attributes
 			continue
 		}
 		has[t.Name] = true
-		a.Add(t)
-	}
-	for _, d := range []goipp.Attribute{
-		integer("copies", max(j.Copies, 1)), kw("job-hold-until", "no-hold"), integer("job-priority", 50),
-		name("job-sheets", "none"), kw("sides", "one-sided"), kw("print-color-mode", "monochrome"),
-		kw("multiple-document-handling", "separate-documents-collated-copies"),
-		integer("number-up", 1), enum("orientation-requested", 3), enum("print-quality", 4),
-		enum("finishings", 3),
-	} {
-		if !has[d.Name] {
-			if d.Name == "job-hold-until" && j.Held {
-				d = kw("job-hold-until", "indefinite")
-			}
-			a.Add(d)
+		if sel.keep(t.Name) {
+			a.Add(t)
 		}
 	}
+	for _, d := range jobDefaults {
+		if has[d.Name] || !sel.keep(d.Name) {
+			continue
+		}
+		switch {
+		case d.Name == "copies":
+			d = integer("copies", max(j.Copies, 1))
+		case d.Name == "job-hold-until" && j.Held:
+			d = kw("job-hold-until", "indefinite")
+		}
+		a.Add(d)
+	}
 	return a
+}
+
+// jobDefaults are the job template attributes a job shows when its
+// client did not give them (copies: the spool's count). Shared: never
+// modified.
+var jobDefaults = []goipp.Attribute{
+	integer("copies", 1), kw("job-hold-until", "no-hold"), integer("job-priority", 50),
+	name("job-sheets", "none"), kw("sides", "one-sided"), kw("print-color-mode", "monochrome"),
+	kw("multiple-document-handling", "separate-documents-collated-copies"),
+	integer("number-up", 1), enum("orientation-requested", 3), enum("print-quality", 4),
+	enum("finishings", 3),
 }
 
 // queue returns the ids of a printer's unfinished jobs in order, once
@@ -718,29 +809,4 @@ func timeOrNoValue(n string, t time.Time) goipp.Attribute {
 		return goipp.MakeAttribute(n, goipp.TagNoValue, goipp.Void{})
 	}
 	return integer(n, unixTime(t))
-}
-
-// selectJob keeps the requested job attributes; def applies when
-// nothing was requested.
-func selectJob(all goipp.Attributes, requested, def []string) goipp.Attributes {
-	if len(requested) == 0 {
-		requested = def
-	}
-	if slices.Contains(requested, "all") {
-		return all
-	}
-	want := map[string]bool{}
-	for _, r := range requested {
-		want[r] = true
-	}
-	jobTmpl := want["job-template"]
-	jobDesc := want["job-description"]
-	var out goipp.Attributes
-	for _, a := range all {
-		_, isTmpl := jobTemplate[a.Name]
-		if want[a.Name] || jobTmpl && isTmpl || jobDesc && !isTmpl {
-			out = append(out, a)
-		}
-	}
-	return out
 }

@@ -240,8 +240,11 @@ var jobTemplateNames = []string{
 
 // printerAttrs builds every attribute of a queue. The job-template ones
 // are marked so requested-attributes=job-template can pick them.
+//
+// The attributes that depend on the request or on the queue's state come
+// from dynamicAttr; printerAttrs calls it for them, and the cache of
+// printerTable calls it again per request.
 func (h *Handler) printerAttrs(p *Printer, r *request, st spool.PrinterStatus) (attrs goipp.Attributes, template map[string]bool) {
-	base := r.base()
 	template = map[string]bool{}
 	t := func(a goipp.Attribute) { attrs = append(attrs, a); template[a.Name] = true }
 	d := func(a goipp.Attribute) { attrs = append(attrs, a) }
@@ -342,42 +345,31 @@ func (h *Handler) printerAttrs(p *Printer, r *request, st spool.PrinterStatus) (
 	d(boolean("preferred-attributes-supported", false))
 	d(dateTime("printer-config-change-date-time", h.Started))
 	d(integer("printer-config-change-time", unixTime(h.Started)))
-	d(dateTime("printer-current-time", h.now()))
+	dyn := func(name string) { d(h.dynamicAttr(name, p, r, st)) }
+	dyn("printer-current-time")
 	d(text("printer-device-id", p.deviceID()))
 	d(goipp.MakeAttribute("printer-geo-location", goipp.TagUnknown, goipp.Void{}))
 	d(kw("printer-get-attributes-supported", "document-format"))
-	httpBase := "http" + strings.TrimPrefix(strings.TrimPrefix(base, "ipps"), "ipp")
-	if r.TLS {
-		httpBase = "https" + strings.TrimPrefix(base, "ipps")
-	}
-	d(uri("printer-icons", httpBase+"/icon.png"))
+	dyn("printer-icons")
 	d(text("printer-info", p.Info))
-	d(boolean("printer-is-accepting-jobs", st.Accepting))
+	dyn("printer-is-accepting-jobs")
 	d(boolean("printer-is-shared", true))
 	d(text("printer-location", p.Location))
 	d(text("printer-make-and-model", p.MakeAndModel))
-	d(uri("printer-more-info", httpBase+"/printers/"+p.Name))
+	dyn("printer-more-info")
 	d(name("printer-name", p.Name))
 	d(text("printer-organization", ""))
 	d(text("printer-organizational-unit", ""))
-	d(enum("printer-state", max(st.State, 3)))
-	d(dateTime("printer-state-change-date-time", st.ChangeTime))
-	d(integer("printer-state-change-time", unixTime(st.ChangeTime)))
-	msg := st.Message
-	if msg == "" {
-		msg = map[int]string{3: "Idle.", 4: "Printing.", 5: "Paused."}[st.State]
-	}
-	d(text("printer-state-message", msg))
-	reasons := st.Reasons
-	if len(reasons) == 0 {
-		reasons = []string{"none"}
-	}
-	d(kw("printer-state-reasons", reasons...))
+	dyn("printer-state")
+	dyn("printer-state-change-date-time")
+	dyn("printer-state-change-time")
+	dyn("printer-state-message")
+	dyn("printer-state-reasons")
 	supply := goipp.Attribute{Name: "printer-supply"}
 	supply.Values.Add(goipp.TagString, goipp.Binary("index=1;class=supplyThatIsConsumed;type=toner;unit=percent;maxcapacity=100;level=100;colorantname=black;"))
 	d(supply)
 	d(text("printer-supply-description", "Black Toner"))
-	d(uri("printer-supply-info-uri", httpBase+"/printers/"+p.Name))
+	dyn("printer-supply-info-uri")
 	// CUPS's printer-type bits: a local printer (0), black/white or color (4),
 	// duplex (0x10), copies (0x40), collate (0x80); lpstat reads them.
 	ptype := 0x40 | 0x80
@@ -391,18 +383,14 @@ func (h *Handler) printerAttrs(p *Printer, r *request, st spool.PrinterStatus) (
 		ptype |= 0x20000
 	}
 	d(enum("printer-type", ptype))
-	d(integer("printer-up-time", max(1, unixTime(h.now()))))
-	d(uri("printer-uri-supported", base+h.printerPath(p, r)))
+	dyn("printer-up-time")
+	dyn("printer-uri-supported")
 	auth := "requesting-user-name"
 	if h.AuthBasic {
 		auth = "basic"
 	}
 	d(kw("uri-authentication-supported", auth))
-	sec := "none"
-	if r.TLS {
-		sec = "tls"
-	}
-	d(kw("uri-security-supported", sec))
+	dyn("uri-security-supported")
 	d(uri("printer-uuid", uuid(p.Name)))
 	types := []string{"black_1", "sgray_8"}
 	if p.Color {
@@ -415,11 +403,76 @@ func (h *Handler) printerAttrs(p *Printer, r *request, st spool.PrinterStatus) (
 	d(pwgRes)
 	d(kw("pwg-raster-document-sheet-back", "normal"))
 	d(kw("pwg-raster-document-type-supported", types...))
-	d(integer("queued-job-count", st.QueuedJobs))
+	dyn("queued-job-count")
 	d(strs("reference-uri-schemes-supported", goipp.TagURIScheme, []string{"ipp"}))
 	d(kw("urf-supported", "V1.4", "CP1", "DM1", "RS300", "W8"))
 	d(kw("which-jobs-supported", whichJobsOrder...))
 	return attrs, template
+}
+
+// dynamicAttrs are the printer attributes that depend on the request
+// or on the queue's state: dynamicAttr builds them.
+var dynamicAttrs = map[string]bool{
+	"printer-current-time": true, "printer-icons": true, "printer-is-accepting-jobs": true,
+	"printer-more-info": true, "printer-state": true, "printer-state-change-date-time": true,
+	"printer-state-change-time": true, "printer-state-message": true, "printer-state-reasons": true,
+	"printer-supply-info-uri": true, "printer-up-time": true, "printer-uri-supported": true,
+	"uri-security-supported": true, "queued-job-count": true,
+}
+
+// dynamicAttr builds one of dynamicAttrs for a request.
+func (h *Handler) dynamicAttr(name string, p *Printer, r *request, st spool.PrinterStatus) goipp.Attribute {
+	switch name {
+	case "printer-current-time":
+		return dateTime(name, h.now())
+	case "printer-icons":
+		return uri(name, r.httpBase()+"/icon.png")
+	case "printer-is-accepting-jobs":
+		return boolean(name, st.Accepting)
+	case "printer-more-info", "printer-supply-info-uri":
+		return uri(name, r.httpBase()+"/printers/"+p.Name)
+	case "printer-state":
+		return enum(name, max(st.State, 3))
+	case "printer-state-change-date-time":
+		return dateTime(name, st.ChangeTime)
+	case "printer-state-change-time":
+		return integer(name, unixTime(st.ChangeTime))
+	case "printer-state-message":
+		msg := st.Message
+		if msg == "" {
+			msg = stateMessage[st.State]
+		}
+		return text(name, msg)
+	case "printer-state-reasons":
+		reasons := st.Reasons
+		if len(reasons) == 0 {
+			reasons = []string{"none"}
+		}
+		return kw(name, reasons...)
+	case "printer-up-time":
+		return integer(name, max(1, unixTime(h.now())))
+	case "printer-uri-supported":
+		return uri(name, r.uriBase()+h.printerPath(p, r))
+	case "uri-security-supported":
+		if r.TLS {
+			return kw(name, "tls")
+		}
+		return kw(name, "none")
+	case "queued-job-count":
+		return integer(name, st.QueuedJobs)
+	}
+	panic("ipp: no dynamic printer attribute " + name)
+}
+
+var stateMessage = map[int]string{3: "Idle.", 4: "Printing.", 5: "Paused."}
+
+// httpBase is the http:// or https:// twin of uriBase, for web pages.
+func (r *request) httpBase() string {
+	base := r.uriBase()
+	if r.TLS {
+		return "https" + strings.TrimPrefix(base, "ipps")
+	}
+	return "http" + strings.TrimPrefix(strings.TrimPrefix(base, "ipps"), "ipp")
 }
 
 // printerPath is the one printer-uri-supported path of a queue: the
@@ -448,29 +501,79 @@ func (p *Printer) mediaColDatabase() goipp.Attribute {
 	return colls("media-col-database", cs...)
 }
 
-// selectAttrs keeps the attributes requested-attributes asks for: names,
-// or the groups all, job-template and printer-description. Only an
+// printerTable is a queue's attributes built once: the constant ones
+// ready to send, the others (dynamicAttrs) to build per request. The
+// attributes are shared by every response: never modified.
+type printerTable struct {
+	attrs            []printerEntry // in printerAttrs's order
+	mediaColDatabase goipp.Attribute
+}
+
+type printerEntry struct {
+	goipp.Attribute
+	template bool // a job template attribute, for requested-attributes job-template
+	dynamic  bool // built per request by dynamicAttr
+}
+
+func (h *Handler) newPrinterTable(p *Printer) *printerTable {
+	// The request and status only fill the dynamic attributes, which
+	// each request replaces.
+	attrs, template := h.printerAttrs(p, &request{Request: &Request{}}, spool.PrinterStatus{})
+	t := &printerTable{attrs: make([]printerEntry, len(attrs)), mediaColDatabase: p.mediaColDatabase()}
+	for i, a := range attrs {
+		t.attrs[i] = printerEntry{Attribute: a, template: template[a.Name], dynamic: dynamicAttrs[a.Name]}
+	}
+	return t
+}
+
+// printerTable returns the table of a queue, built at the first request
+// (the Handler's fields do not change after it).
+func (h *Handler) printerTable(p *Printer) *printerTable {
+	h.tablesOnce.Do(func() {
+		h.tables = make([]*printerTable, len(h.Printers))
+		for i := range h.Printers {
+			h.tables[i] = h.newPrinterTable(&h.Printers[i])
+		}
+	})
+	for i := range h.Printers {
+		if &h.Printers[i] == p {
+			return h.tables[i]
+		}
+	}
+	return h.newPrinterTable(p)
+}
+
+// selectPrinterAttrs builds the attributes requested-attributes asks for:
+// names, or the groups all, job-template and printer-description. Only an
 // explicit request brings media-col-database.
-func selectAttrs(attrs goipp.Attributes, template map[string]bool, requested []string, extra func(string) (goipp.Attribute, bool)) goipp.Attributes {
+func (h *Handler) selectPrinterAttrs(p *Printer, r *request, st spool.PrinterStatus, requested []string) goipp.Attributes {
+	t := h.printerTable(p)
 	if len(requested) == 0 {
 		requested = []string{"all"}
 	}
-	want := map[string]bool{}
-	for _, r := range requested {
-		want[r] = true
+	want := make(map[string]bool, len(requested))
+	for _, n := range requested {
+		want[n] = true
 	}
-	var out goipp.Attributes
-	for _, a := range attrs {
-		switch {
-		case want[a.Name], want["all"],
-			want["job-template"] && template[a.Name],
-			want["printer-description"] && !template[a.Name]:
-			out = append(out, a)
+	all, tmpl, desc := want["all"], want["job-template"], want["printer-description"]
+	n := len(requested)
+	if all || tmpl || desc {
+		n = len(t.attrs)
+	}
+	out := make(goipp.Attributes, 0, n)
+	for _, e := range t.attrs {
+		if !(all || want[e.Name] || tmpl && e.template || desc && !e.template) {
+			continue
+		}
+		if e.dynamic {
+			out = append(out, h.dynamicAttr(e.Name, p, r, st))
+		} else {
+			out = append(out, e.Attribute)
 		}
 	}
-	for _, r := range requested {
-		if a, ok := extra(r); ok {
-			out = append(out, a)
+	for _, n := range requested {
+		if n == "media-col-database" {
+			out = append(out, t.mediaColDatabase)
 		}
 	}
 	return out

@@ -17,6 +17,15 @@ type request struct {
 	attrs   map[string]goipp.Attribute
 	job     goipp.Attributes // the job attributes group
 	queues  map[string][]int // unfinished job ids by printer, see Handler.queue
+	baseURI string           // see uriBase
+}
+
+// uriBase is Request.base, computed once per request.
+func (r *request) uriBase() string {
+	if r.baseURI == "" {
+		r.baseURI = r.Request.base()
+	}
+	return r.baseURI
 }
 
 func (r *request) str(name string) string {

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -396,7 +398,10 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	status := goipp.Status(resp.Code)
 	s.metrics.ops.WithLabelValues(opLabel, status.String()).Inc()
 	s.metrics.duration.WithLabelValues(opLabel).Observe(time.Since(start).Seconds())
-	b, err := resp.EncodeBytes()
+	buf := encodeBufs.Get().(*bytes.Buffer)
+	defer putEncodeBuf(buf)
+	err := resp.Encode(buf)
+	b := buf.Bytes()
 	if err != nil {
 		s.base.Log.Error("encode IPP response", "op", op.String(), "err", err)
 		http.Error(w, "cannot encode the response", http.StatusInternalServerError)
@@ -406,13 +411,30 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if ipp.IsInternal(status) {
 		lvl = slog.LevelWarn
 	}
-	s.base.Log.Log(r.Context(), lvl, "ipp request", "remote", r.RemoteAddr, "op", op.String(), "status", status.String(),
-		"user", user, "duration", time.Since(start))
+	// Checked first: the arguments cost allocations even when not logged.
+	if s.base.Log.Enabled(r.Context(), lvl) {
+		s.base.Log.Log(r.Context(), lvl, "ipp request", "remote", r.RemoteAddr, "op", op.String(), "status", status.String(),
+			"user", user, "duration", time.Since(start))
+	}
 	// Read a little of what the client may still be sending (a refused
 	// document) so that it sees the answer rather than a reset.
 	io.CopyN(io.Discard, body, 256<<10)
 	w.Header().Set("Content-Type", "application/ipp")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	w.Write(b)
+}
+
+// encodeBufs hold encoded responses: a Get-Jobs or Get-Printer-Attributes
+// answer is tens of kilobytes, which a fresh buffer reaches by growing
+// and copying several times.
+var encodeBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+func putEncodeBuf(b *bytes.Buffer) {
+	if b.Cap() > 1<<20 { // an unusually large answer: let it go
+		return
+	}
+	b.Reset()
+	encodeBufs.Put(b)
 }
 
 // serveGet answers the web pages the printer attributes point at.
