@@ -270,58 +270,103 @@ func (s *Store) Handle(e *export.Export, p string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("handle of %s: %w", p, err)
 	}
-	h := make([]byte, Len)
-	binary.BigEndian.PutUint32(h[0:], e.ID)
-	binary.BigEndian.PutUint64(h[4:], ino)
-	binary.BigEndian.PutUint32(h[12:], gen)
-	s.missMu.Lock()
-	delete(s.misses, [Len]byte(h))
-	s.missMu.Unlock()
-	return h, nil
+	return s.handle(e, ino, gen), nil
 }
 
 // Resolve returns the export and current path of a handle ("" for the
 // export root). It fails with ErrBadHandle for a handle that is not one
 // of ours and with ErrStale for a file that no longer exists.
 func (s *Store) Resolve(h []byte) (*export.Export, string, error) {
+	e, p, _, err := s.resolve(h, false)
+	return e, p, err
+}
+
+// ResolveStat is Resolve that also returns the file's attributes (not
+// following a final symlink), as the check of its path found them: a
+// caller that needs them stats nothing again.
+func (s *Store) ResolveStat(h []byte) (*export.Export, string, *unix.Statx_t, error) {
+	return s.resolve(h, true)
+}
+
+func (s *Store) resolve(h []byte, wantStat bool) (*export.Export, string, *unix.Statx_t, error) {
 	if len(h) != Len {
-		return nil, "", ErrBadHandle
+		return nil, "", nil, ErrBadHandle
 	}
 	ix := s.exps[binary.BigEndian.Uint32(h)]
 	if ix == nil {
-		return nil, "", ErrBadHandle
+		return nil, "", nil, ErrBadHandle
 	}
 	ino := binary.BigEndian.Uint64(h[4:])
 	gen := binary.BigEndian.Uint32(h[12:])
 	if ino == ix.rootIno {
 		if gen != ix.rootGen {
-			return nil, "", ErrStale
+			return nil, "", nil, ErrStale
 		}
-		return ix.e, "", nil
+		if !wantStat {
+			return ix.e, "", nil, nil
+		}
+		st, err := ix.stat(".")
+		if err != nil {
+			return nil, "", nil, err
+		}
+		return ix.e, "", &st, nil
 	}
 	scans := ix.scans.Load()
-	p, err := ix.find(ino, gen)
+	p, st, err := ix.find(ino, gen)
 	if err == nil {
-		return ix.e, p, nil
+		return ix.e, p, st, nil
 	}
 	if errors.Is(err, ErrStale) {
-		return nil, "", ErrStale
+		return nil, "", nil, ErrStale
 	}
 	// The index does not know the file or knows it wrong: scan, unless
 	// this handle was looked for in vain a moment ago.
 	key := [Len]byte(h)
 	if s.missedRecently(key) {
-		return nil, "", ErrStale
+		return nil, "", nil, ErrStale
 	}
 	if err := ix.rescan(scans, s.log); err != nil {
 		s.log.Warn("handles: scan failed", "export", ix.e.Path, "err", err)
 	}
-	p, err = ix.find(ino, gen)
+	p, st, err = ix.find(ino, gen)
 	if err != nil {
 		s.miss(key)
-		return nil, "", ErrStale
+		return nil, "", nil, ErrStale
 	}
-	return ix.e, p, nil
+	return ix.e, p, st, nil
+}
+
+// HandleStat is Handle for a caller that has just stat'ed path (with
+// unix.Statx, beneath the export root, not following a final symlink,
+// asking for at least STATX_INO and STATX_BTIME): it records st instead
+// of stat'ing path again.
+func (s *Store) HandleStat(e *export.Export, p string, st *unix.Statx_t) ([]byte, error) {
+	ix, err := s.index(e)
+	if err != nil {
+		return nil, err
+	}
+	name, err := clean(p)
+	if err != nil {
+		return nil, err
+	}
+	ino, gen, err := ix.recordStat(name, st)
+	if err != nil {
+		return nil, fmt.Errorf("handle of %s: %w", p, err)
+	}
+	return s.handle(e, ino, gen), nil
+}
+
+func (s *Store) handle(e *export.Export, ino uint64, gen uint32) []byte {
+	h := make([]byte, Len)
+	binary.BigEndian.PutUint32(h[0:], e.ID)
+	binary.BigEndian.PutUint64(h[4:], ino)
+	binary.BigEndian.PutUint32(h[12:], gen)
+	s.missMu.Lock()
+	if len(s.misses) > 0 {
+		delete(s.misses, [Len]byte(h))
+	}
+	s.missMu.Unlock()
+	return h
 }
 
 // Moved records a rename, so handles under oldPath resolve under newPath.
@@ -398,22 +443,23 @@ func clean(p string) (string, error) {
 	return name, nil
 }
 
-// find rebuilds the path of ino from the index and checks it: ErrStale if
+// find rebuilds the path of ino from the index and checks it, returning
+// the attributes found: ErrStale if
 // the inode lives there with another generation (it was reused),
 // errNotFound if the index does not know it or knows it wrong.
-func (ix *index) find(ino uint64, gen uint32) (string, error) {
+func (ix *index) find(ino uint64, gen uint32) (string, *unix.Statx_t, error) {
 	p, ok := ix.path(ino)
 	if !ok {
-		return "", errNotFound
+		return "", nil, errNotFound
 	}
 	st, err := ix.stat(p)
 	if err != nil || st.Ino != ino || unix.Mkdev(st.Dev_major, st.Dev_minor) != ix.dev {
-		return "", errNotFound
+		return "", nil, errNotFound
 	}
 	if generation(&st) != gen {
-		return "", ErrStale
+		return "", nil, ErrStale
 	}
-	return p, nil
+	return p, &st, nil
 }
 
 var (
@@ -458,13 +504,18 @@ func (ix *index) record(name string) (uint64, uint32, error) {
 	if err != nil {
 		return 0, 0, err
 	}
+	return ix.recordStat(name, &st)
+}
+
+// recordStat is record with name's attributes known.
+func (ix *index) recordStat(name string, st *unix.Statx_t) (uint64, uint32, error) {
 	if unix.Mkdev(st.Dev_major, st.Dev_minor) != ix.dev {
 		// Inode numbers are unique only within one filesystem: files of
 		// one mounted inside the export get no handle.
 		return 0, 0, errOtherFS
 	}
 	if name == "." {
-		return st.Ino, generation(&st), nil
+		return st.Ino, generation(st), nil
 	}
 	dir, base := path.Split(name)
 	parent, err := ix.dirIno(strings.TrimSuffix(dir, "/"))
@@ -472,7 +523,7 @@ func (ix *index) record(name string) (uint64, uint32, error) {
 		return 0, 0, err
 	}
 	ix.set(st.Ino, parent, base)
-	return st.Ino, generation(&st), nil
+	return st.Ino, generation(st), nil
 }
 
 // dirIno returns the inode of folder dir ("" for the root), from the index
@@ -719,7 +770,9 @@ func indexByte(b []byte, c byte) int {
 	return -1
 }
 
-const statxMask = unix.STATX_TYPE | unix.STATX_INO | unix.STATX_BTIME
+// statxMask asks for every attribute NFS reports: ResolveStat's callers
+// use them (statx fills the basic ones at no extra cost).
+const statxMask = unix.STATX_BASIC_STATS | unix.STATX_BTIME
 
 // stat returns the statx of name (not following a final symlink), resolved
 // beneath the export root by the kernel.

@@ -192,6 +192,11 @@ func fstat(f *os.File) (*unix.Stat_t, error) {
 	return &st, nil
 }
 
+// statxFD stats the open file f, birth time included.
+func statxFD(f *os.File, sx *unix.Statx_t) error {
+	return unix.Statx(fdOf(f), "", unix.AT_EMPTY_PATH, unix.STATX_BASIC_STATS|unix.STATX_BTIME, sx)
+}
+
 func fstatat(dir *os.File, name string) (*unix.Stat_t, error) {
 	var st unix.Stat_t
 	if err := unix.Fstatat(fdOf(dir), name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {

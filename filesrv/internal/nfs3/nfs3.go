@@ -1,10 +1,10 @@
 // Package nfs3 serves the NFS version 3 program (RFC 1813) for filesrv.
 //
 // go-nfs serves the procedures it gets right (NULL, READLINK, FSSTAT,
-// PATHCONF, and REMOVE, RMDIR and RENAME once this package has
-// checked them); this package serves the rest itself: real attributes,
-// persistent handles, AUTH_SYS identities, durable WRITE and COMMIT,
-// EXCLUSIVE create, LINK, and READDIR(PLUS) with stable cookies.
+// PATHCONF, and RENAME once this package has checked it); this package
+// serves the rest itself: real attributes, persistent handles, AUTH_SYS
+// identities, durable WRITE and COMMIT, EXCLUSIVE create, LINK, REMOVE
+// and RMDIR, and READDIR(PLUS) with stable cookies.
 //
 // Every file operation is confined to its export: paths are opened
 // through the export's os.Root, and changes are made with *at system
@@ -16,6 +16,8 @@ import (
 	"context"
 	"log/slog"
 	"os"
+
+	"golang.org/x/sys/unix"
 
 	"example.com/appliance/filesrv/internal/export"
 	"example.com/appliance/filesrv/internal/handles"
@@ -46,7 +48,7 @@ type Config struct {
 	// Handles maps file handles to paths and back.
 	Handles *handles.Store
 	// Forward passes NULL, READLINK, FSSTAT, PATHCONF and the checked
-	// REMOVE, RMDIR and RENAME to go-nfs; nil serves them here.
+	// RENAME to go-nfs; nil serves them here.
 	Forward Forwarder
 	// Logger receives errors; nil discards.
 	Logger *slog.Logger
@@ -68,22 +70,33 @@ type handleStore interface {
 	Removed(e *export.Export, path string)
 }
 
+// statStore is what a handleStore may also offer (*handles.Store does):
+// resolving a handle with the attributes its check found, and a handle
+// for a file just stat'ed, so neither stats the file again.
+type statStore interface {
+	ResolveStat(h []byte) (*export.Export, string, *unix.Statx_t, error)
+	HandleStat(e *export.Export, path string, st *unix.Statx_t) ([]byte, error)
+}
+
 // Server serves NFSv3 calls. It implements oncrpc.Handler. It is safe
 // for concurrent use: calls of one connection are served in parallel.
 type Server struct {
-	cfg   Config
-	hs    handleStore
-	log   *slog.Logger
-	root  bool // running as the superuser: chown what we create
-	maxIO int
-	files *fdCache
-	dirs  *snapCache
-	syncs *dirSyncer
+	cfg  Config
+	hs   handleStore
+	ss   statStore // hs, when it is one; else nil
+	log  *slog.Logger
+	root bool // running as the superuser: chown what we create
+	// euid and egid are the process's, the owner of what it creates.
+	euid, egid uint32
+	maxIO      int
+	files      *fdCache
+	dirs       *snapCache
+	syncs      *dirSyncer
 	// handles caches READDIRPLUS handles by file identity.
 	handles handleCache
 }
 
-var _ oncrpc.Handler = (*Server)(nil)
+var _ oncrpc.QuickHandler = (*Server)(nil)
 
 // New returns a Server.
 func New(cfg Config) *Server {
@@ -101,8 +114,11 @@ func newServer(cfg Config, hs handleStore) *Server {
 		hs:    hs,
 		log:   cfg.Logger,
 		root:  os.Geteuid() == 0,
+		euid:  uint32(os.Geteuid()),
+		egid:  uint32(os.Getegid()),
 		maxIO: cfg.MaxIO,
 	}
+	s.ss, _ = hs.(statStore)
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -188,9 +204,9 @@ func (s *Server) ServeRPC(ctx context.Context, c *oncrpc.Call, reply *oncrpc.Wri
 	case procMknod:
 		return s.mknod(c, reply)
 	case procRemove:
-		return s.remove(ctx, c, reply, false)
+		return s.remove(c, reply, false)
 	case procRmdir:
-		return s.remove(ctx, c, reply, true)
+		return s.remove(c, reply, true)
 	case procRename:
 		return s.rename(ctx, c, reply)
 	case procLink:
@@ -215,6 +231,19 @@ func (s *Server) ServeRPC(ctx context.Context, c *oncrpc.Call, reply *oncrpc.Wri
 		return s.commit(c, reply)
 	}
 	return oncrpc.ProcUnavail
+}
+
+// Quick implements oncrpc.QuickHandler: GETATTR, LOOKUP, ACCESS and
+// FSINFO stat and look up names, READ reads at most MaxIO bytes, READDIR
+// and READDIRPLUS read a folder (once per listing) and stat a reply's
+// worth of entries; none syncs, changes or allocates anything on the
+// disk.
+func (s *Server) Quick(proc uint32) bool {
+	switch proc {
+	case procGetattr, procLookup, procAccess, procFsinfo, procRead, procReaddir, procReaddirplus:
+		return true
+	}
+	return false
 }
 
 // forward passes c to go-nfs and copies its results into reply; after an
@@ -284,12 +313,39 @@ func (s *Server) putForwarded(w *oncrpc.Writer, c *oncrpc.Call, res []byte) {
 
 // putPostOpOf writes the post_op_attr of the file behind handle fh.
 func (s *Server) putPostOpOf(w *oncrpc.Writer, fh []byte) {
+	if e := s.exportOf(fh); e != nil {
+		// The call has just used the folder through its cached
+		// descriptor, which is the inode the handle names: its
+		// attributes need no path resolved again.
+		if ent := s.files.get(string(fh)); ent != nil {
+			st, err := fstat(ent.f)
+			s.files.release(ent)
+			if err == nil && st.Nlink > 0 {
+				putPostOp(w, e, st)
+				return
+			}
+		}
+	}
 	o, stat := s.resolve(fh)
 	if stat != nfsOK {
 		w.Bool(false)
 		return
 	}
 	putPostOp(w, o.e, s.statOrNil(o))
+}
+
+// exportOf returns the export a handle names, or nil.
+func (s *Server) exportOf(fh []byte) *export.Export {
+	id, ok := handles.ExportID(fh)
+	if !ok {
+		return nil
+	}
+	for _, e := range s.cfg.Exports {
+		if e.ID == id {
+			return e
+		}
+	}
+	return nil
 }
 
 func skipPostOp(r *oncrpc.Reader) {

@@ -19,9 +19,13 @@ type obj struct {
 	e *export.Export
 	p string // slash-separated, relative to the export root; "." is the root
 	h []byte
+	// st, when set, are the attributes that resolving the handle found
+	// (before the call changed anything).
+	st *unix.Stat_t
 }
 
-// resolve maps a handle to its export and path.
+// resolve maps a handle to its export and path, and to its attributes
+// where the handle store checks the handle with a stat (statStore).
 func (s *Server) resolve(h []byte) (obj, uint32) {
 	if s.hs == nil {
 		return obj{}, errServerFault
@@ -29,9 +33,23 @@ func (s *Server) resolve(h []byte) (obj, uint32) {
 	if len(h) == 0 {
 		return obj{}, errBadHandle
 	}
-	e, p, err := s.hs.Resolve(h)
-	if err != nil {
-		return obj{}, statusOf(err)
+	var e *export.Export
+	var p string
+	var st *unix.Stat_t
+	if s.ss != nil {
+		var sx *unix.Statx_t
+		var err error
+		if e, p, sx, err = s.ss.ResolveStat(h); err != nil {
+			return obj{}, statusOf(err)
+		}
+		if sx != nil {
+			st = statOfStatx(sx)
+		}
+	} else {
+		var err error
+		if e, p, err = s.hs.Resolve(h); err != nil {
+			return obj{}, statusOf(err)
+		}
 	}
 	if e == nil || e.Root == nil {
 		return obj{}, errStale
@@ -39,7 +57,51 @@ func (s *Server) resolve(h []byte) (obj, uint32) {
 	if p == "" {
 		p = "."
 	}
-	return obj{e: e, p: p, h: h}, nfsOK
+	return obj{e: e, p: p, h: h, st: st}, nfsOK
+}
+
+// resolveAttr resolves h and returns its attributes.
+func (s *Server) resolveAttr(h []byte) (obj, *unix.Stat_t, uint32) {
+	o, stat := s.resolve(h)
+	if stat != nfsOK {
+		return o, nil, stat
+	}
+	if o.st != nil {
+		return o, o.st, nfsOK
+	}
+	st, err := s.statObj(o)
+	if err != nil {
+		return o, nil, statusOf(err)
+	}
+	return o, st, nfsOK
+}
+
+// open is openObj for a resolved handle: a cached descriptor comes with
+// the attributes resolving found, without another stat.
+func (s *Server) open(o obj, write bool) (*fdEntry, *unix.Stat_t, error) {
+	if o.st != nil {
+		if ent := s.files.get(string(o.h)); ent != nil {
+			if !write || ent.writable {
+				return ent, o.st, nil
+			}
+			s.files.release(ent)
+		}
+	}
+	return s.openObj(o.e, o.p, o.h, write)
+}
+
+// statOfStatx converts a statx result.
+func statOfStatx(sx *unix.Statx_t) *unix.Stat_t {
+	ts := func(t unix.StatxTimestamp) unix.Timespec {
+		return unix.Timespec{Sec: t.Sec, Nsec: int64(t.Nsec)}
+	}
+	return &unix.Stat_t{
+		Dev: unix.Mkdev(sx.Dev_major, sx.Dev_minor), Ino: sx.Ino, Nlink: uint64(sx.Nlink),
+		Mode: uint32(sx.Mode), Uid: sx.Uid, Gid: sx.Gid,
+		Rdev: unix.Mkdev(sx.Rdev_major, sx.Rdev_minor), Size: int64(sx.Size),
+		Blksize: int64(sx.Blksize), Blocks: int64(sx.Blocks),
+		Atim: ts(sx.Atime), Mtim: ts(sx.Mtime), Ctim: ts(sx.Ctime),
+	}
 }
 
 // resolveStat resolves h and returns its attributes. On failure it writes
@@ -47,15 +109,9 @@ func (s *Server) resolve(h []byte) (obj, uint32) {
 // procedure whose results start with the object's attributes) and returns
 // false.
 func (s *Server) resolveStat(w *oncrpc.Writer, h []byte) (obj, *unix.Stat_t, bool) {
-	o, stat := s.resolve(h)
+	o, st, stat := s.resolveAttr(h)
 	if stat != nfsOK {
 		w.Uint32(stat)
-		putPostOp(w, nil, nil)
-		return obj{}, nil, false
-	}
-	st, err := s.statObj(o)
-	if err != nil {
-		w.Uint32(statusOf(err))
 		putPostOp(w, nil, nil)
 		return obj{}, nil, false
 	}
@@ -124,14 +180,9 @@ func (s *Server) getattr(c *oncrpc.Call, w *oncrpc.Writer) oncrpc.AcceptStat {
 	if r.Err() != nil {
 		return oncrpc.GarbageArgs
 	}
-	o, stat := s.resolve(h)
+	o, st, stat := s.resolveAttr(h)
 	if stat != nfsOK {
 		w.Uint32(stat)
-		return oncrpc.Success
-	}
-	st, err := s.statObj(o)
-	if err != nil {
-		w.Uint32(statusOf(err))
 		return oncrpc.Success
 	}
 	w.Uint32(nfsOK)
@@ -256,21 +307,15 @@ func (s *Server) lookup(c *oncrpc.Call, w *oncrpc.Writer) oncrpc.AcceptStat {
 	if r.Err() != nil {
 		return oncrpc.GarbageArgs
 	}
-	o, stat := s.resolve(h)
-	if stat != nfsOK {
-		w.Uint32(stat)
-		putPostOp(w, nil, nil)
-		return oncrpc.Success
-	}
-	dst, err := s.statObj(o)
+	o, dst, stat := s.resolveAttr(h)
 	fail := func(stat uint32) oncrpc.AcceptStat {
 		w.Uint32(stat)
 		putPostOp(w, o.e, dst)
 		return oncrpc.Success
 	}
 	switch {
-	case err != nil:
-		return fail(statusOf(err))
+	case stat != nfsOK:
+		return fail(stat)
 	case !isDir(dst):
 		return fail(errNotDir)
 	case len(name) > nameMax:
@@ -290,6 +335,9 @@ func (s *Server) lookup(c *oncrpc.Call, w *oncrpc.Writer) oncrpc.AcceptStat {
 		cp = parentPath(o.p)
 	default:
 		cp = childPath(o.p, name)
+		if s.ss != nil {
+			return s.lookupChild(w, o, dst, name, cp)
+		}
 	}
 	st, err := lstatPath(o.e, cp)
 	if err != nil {
@@ -304,6 +352,40 @@ func (s *Server) lookup(c *oncrpc.Call, w *oncrpc.Writer) oncrpc.AcceptStat {
 	w.Uint32(nfsOK)
 	w.Opaque(ch)
 	putPostOp(w, o.e, st)
+	putPostOp(w, o.e, dst)
+	return oncrpc.Success
+}
+
+// lookupChild finishes a LOOKUP of name (neither "." nor "..") in the
+// folder o (attributes dst), path cp: one stat of name in the folder's
+// open descriptor, and the handle made from it.
+func (s *Server) lookupChild(w *oncrpc.Writer, o obj, dst *unix.Stat_t, name, cp string) oncrpc.AcceptStat {
+	fail := func(stat uint32) oncrpc.AcceptStat {
+		w.Uint32(stat)
+		putPostOp(w, o.e, dst)
+		return oncrpc.Success
+	}
+	// The cached descriptor of the handle is the folder the handle names
+	// (a handle names an inode), which resolving it has just found at o.p
+	// beneath the root; name is a single component, not "." or "..", and
+	// a final symlink is not followed.
+	ent, _, err := s.open(o, false)
+	if err != nil {
+		return fail(statusOf(err))
+	}
+	var sx unix.Statx_t
+	err = unix.Statx(fdOf(ent.f), name, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_BASIC_STATS|unix.STATX_BTIME, &sx)
+	s.files.release(ent)
+	if err != nil {
+		return fail(statusOf(err))
+	}
+	ch, err := s.ss.HandleStat(o.e, cp, &sx)
+	if err != nil {
+		return fail(statusOf(err))
+	}
+	w.Uint32(nfsOK)
+	w.Opaque(ch)
+	putPostOp(w, o.e, statOfStatx(&sx))
 	putPostOp(w, o.e, dst)
 	return oncrpc.Success
 }
@@ -356,9 +438,8 @@ func (s *Server) readlink(c *oncrpc.Call, w *oncrpc.Writer) oncrpc.AcceptStat {
 	return oncrpc.Success
 }
 
-// zeros fills the data area of a READ reply before the file is read
-// into it in place.
-var zeros = make([]byte, DefaultMaxIO)
+// zeros pads a READ reply's data.
+var zeros [4]byte
 
 func (s *Server) read(c *oncrpc.Call, w *oncrpc.Writer) oncrpc.AcceptStat {
 	r := oncrpc.NewReader(c.Args)
@@ -374,7 +455,7 @@ func (s *Server) read(c *oncrpc.Call, w *oncrpc.Writer) oncrpc.AcceptStat {
 		putPostOp(w, nil, nil)
 		return oncrpc.Success
 	}
-	ent, st, err := s.openObj(o.e, o.p, o.h, false)
+	ent, st, err := s.open(o, false)
 	if err != nil {
 		stat := statusOf(err)
 		if errors.Is(err, errWrongType) {
@@ -402,15 +483,12 @@ func (s *Server) read(c *oncrpc.Call, w *oncrpc.Writer) oncrpc.AcceptStat {
 	w.Uint32(0) // eof
 	w.Uint32(0) // data length
 	dataAt := w.Len()
-	for left := n; left > 0; {
-		// Reserve room in the reply and read straight into it.
-		k := min(left, len(zeros))
-		w.Raw(zeros[:k])
-		left -= k
-	}
+	// Reserve room in the reply and read straight into it; what is not
+	// read is cut off below.
+	data := w.Extend(n)
 	got := 0
 	if n > 0 {
-		got, err = ent.f.ReadAt(w.Bytes()[dataAt:dataAt+n], int64(off))
+		got, err = ent.f.ReadAt(data, int64(off))
 		if err != nil && got == 0 && !errors.Is(err, io.EOF) {
 			w.Truncate(start)
 			w.Uint32(statusOf(err))
@@ -461,7 +539,7 @@ func (s *Server) write(c *oncrpc.Call, w *oncrpc.Writer) oncrpc.AcceptStat {
 		putWcc(w, nil, nil, nil)
 		return oncrpc.Success
 	}
-	ent, pre, err := s.openObj(o.e, o.p, o.h, true)
+	ent, pre, err := s.open(o, true)
 	if err != nil {
 		stat := statusOf(err)
 		if errors.Is(err, errWrongType) {
@@ -522,7 +600,7 @@ func (s *Server) commit(c *oncrpc.Call, w *oncrpc.Writer) oncrpc.AcceptStat {
 		putWcc(w, nil, nil, nil)
 		return oncrpc.Success
 	}
-	ent, pre, err := s.openObj(o.e, o.p, o.h, false)
+	ent, pre, err := s.open(o, false)
 	if err != nil {
 		stat := statusOf(err)
 		if errors.Is(err, errWrongType) {
@@ -568,7 +646,7 @@ func (s *Server) openDirFor(o obj, id export.Identity) (*parentDir, *unix.Stat_t
 	if o.e.ReadOnly {
 		return nil, nil, errROFS
 	}
-	ent, st, err := s.openObj(o.e, o.p, o.h, false)
+	ent, st, err := s.open(o, false)
 	if err != nil {
 		if errors.Is(err, errWrongType) {
 			return nil, st, errNotDir
@@ -617,16 +695,33 @@ func (s *Server) createFail(w *oncrpc.Writer, o obj, pre *unix.Stat_t, stat uint
 }
 
 // created finishes a successful creation of name in d: it makes the new
-// entry durable and writes the result.
+// entry durable and writes the result. sx, when set, is the statx of the
+// new object (st in full), saving a stat.
 // It returns the new handle, nil on failure.
-func (s *Server) created(w *oncrpc.Writer, d *parentDir, name string, st *unix.Stat_t) ([]byte, oncrpc.AcceptStat) {
-	h, err := s.hs.Handle(d.o.e, childPath(d.o.p, name))
+func (s *Server) created(w *oncrpc.Writer, d *parentDir, name string, st *unix.Stat_t, sx *unix.Statx_t) ([]byte, oncrpc.AcceptStat) {
+	var h []byte
+	var err error
+	if s.ss != nil {
+		// One stat for the handle and the listing's cache.
+		if sx == nil {
+			sx = new(unix.Statx_t)
+			err = unix.Statx(fdOf(d.f()), name, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_BASIC_STATS|unix.STATX_BTIME, sx)
+		}
+		if err == nil {
+			h, err = s.ss.HandleStat(d.o.e, childPath(d.o.p, name), sx)
+		}
+		if err == nil && sx.Mask&unix.STATX_BTIME != 0 {
+			s.handles.put(handleKey{export: d.o.e.ID, ino: sx.Ino, btime: sx.Btime}, h)
+		}
+	} else {
+		h, err = s.hs.Handle(d.o.e, childPath(d.o.p, name))
+		if _, key, ok, err := statxAt(fdOf(d.f()), d.o.e, name); err == nil && ok && h != nil {
+			// The next listing of this folder then needs no handle lookup.
+			s.handles.put(key, h)
+		}
+	}
 	if err != nil {
 		return nil, s.createFail(w, d.o, d.pre, statusOf(err))
-	}
-	if _, key, ok, err := statxAt(fdOf(d.f()), d.o.e, name); err == nil && ok {
-		// The next listing of this folder then needs no handle lookup.
-		s.handles.put(key, h)
 	}
 	if err := s.syncs.sync(d.f(), d.pre); err != nil {
 		return nil, s.createFail(w, d.o, d.pre, statusOf(err))
@@ -684,7 +779,15 @@ func (s *Server) create(c *oncrpc.Call, w *oncrpc.Writer) oncrpc.AcceptStat {
 	if how == createExclusive {
 		mode = 0o600
 	}
-	f, err := openat(d.f(), name, unix.O_CREAT|unix.O_EXCL|unix.O_RDWR|unix.O_NONBLOCK, 0o600)
+	// The file is created private (0600) when it is to change owner, so
+	// no one else can open it before: owner and mode are set after, each
+	// only where it differs from what the file got. When the owner it
+	// gets is already the right one, it is created with its mode.
+	perm := uint32(0o600)
+	if s.ownerAsCreated(d, &a) {
+		perm = mode & 0o777
+	}
+	f, err := openat(d.f(), name, unix.O_CREAT|unix.O_EXCL|unix.O_RDWR|unix.O_NONBLOCK, perm)
 	if errors.Is(err, unix.EEXIST) {
 		return s.createExisting(w, d, name, how, &a, verf)
 	}
@@ -697,20 +800,31 @@ func (s *Server) create(c *oncrpc.Call, w *oncrpc.Writer) oncrpc.AcceptStat {
 			f.Close()
 		}
 	}()
+	var sx unix.Statx_t
+	if err := statxFD(f, &sx); err != nil {
+		return s.createFail(w, o, pre, statusOf(err))
+	}
+	changed := false
 	if s.root {
-		uid, gid := newOwner(d, &a)
-		if err := f.Chown(int(uid), int(gid)); err != nil {
-			return s.createFail(w, o, pre, statusOf(err))
+		if uid, gid := newOwner(d, &a); sx.Uid != uid || sx.Gid != gid {
+			if err := f.Chown(int(uid), int(gid)); err != nil {
+				return s.createFail(w, o, pre, statusOf(err))
+			}
+			changed = true
 		}
 	}
 	// Set the mode explicitly: the process umask must not apply.
-	if err := f.Chmod(os.FileMode(mode&0o777) | modeExtra(mode)); err != nil {
-		return s.createFail(w, o, pre, statusOf(err))
+	if changed || uint32(sx.Mode)&0o7777 != mode {
+		if err := f.Chmod(os.FileMode(mode&0o777) | modeExtra(mode)); err != nil {
+			return s.createFail(w, o, pre, statusOf(err))
+		}
+		changed = true
 	}
 	if a.setSize && a.size > 0 && a.size <= math.MaxInt64 {
 		if err := f.Truncate(int64(a.size)); err != nil {
 			return s.createFail(w, o, pre, statusOf(err))
 		}
+		changed = true
 	}
 	ts := a.timespecs()
 	if how == createExclusive {
@@ -721,18 +835,34 @@ func (s *Server) create(c *oncrpc.Call, w *oncrpc.Writer) oncrpc.AcceptStat {
 		if err := unix.UtimesNanoAt(fdOf(d.f()), name, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			return s.createFail(w, o, pre, statusOf(err))
 		}
+		changed = true
 	}
-	st, err := fstat(f)
-	if err != nil {
-		return s.createFail(w, o, pre, statusOf(err))
+	if changed {
+		if err := statxFD(f, &sx); err != nil {
+			return s.createFail(w, o, pre, statusOf(err))
+		}
 	}
-	h, res := s.created(w, d, name, st)
+	st := statOfStatx(&sx)
+	h, res := s.created(w, d, name, st, &sx)
 	if h != nil {
 		// Keep the new file open: a WRITE follows nearly always.
 		s.files.release(s.files.add(string(h), f, st, true))
 		keep = true
 	}
 	return res
+}
+
+// ownerAsCreated reports whether a file created in d for a certainly
+// gets the owner newOwner wants for it: without root there is no chown;
+// as root, when the caller's uid and gid are the process's and the
+// folder's gid is that too (so the gid is right whether the file takes
+// the process's or, as in a setgid folder or with grpid, the folder's).
+func (s *Server) ownerAsCreated(d *parentDir, a *sattr) bool {
+	if !s.root {
+		return true
+	}
+	uid, gid := newOwner(d, a)
+	return uid == s.euid && gid == s.egid && d.pre.Gid == s.egid
 }
 
 // modeExtra converts the setuid, setgid and sticky bits to os.FileMode.

@@ -27,7 +27,7 @@ func (s *Server) createExisting(w *oncrpc.Writer, d *parentDir, name string, how
 		if !isReg(st) || st.Atim.Sec != at || st.Mtim.Sec != mt || st.Size != 0 {
 			return s.createFail(w, d.o, d.pre, errExist)
 		}
-		_, res := s.created(w, d, name, st)
+		_, res := s.created(w, d, name, st, nil)
 		return res
 	}
 	if !isReg(st) {
@@ -53,7 +53,7 @@ func (s *Server) createExisting(w *oncrpc.Writer, d *parentDir, name string, how
 			return s.createFail(w, d.o, d.pre, statusOf(err))
 		}
 	}
-	_, res := s.created(w, d, name, st)
+	_, res := s.created(w, d, name, st, nil)
 	return res
 }
 
@@ -136,7 +136,7 @@ func (s *Server) mkdir(c *oncrpc.Call, w *oncrpc.Writer) oncrpc.AcceptStat {
 	if err != nil {
 		return s.createFail(w, o, pre, statusOf(err))
 	}
-	_, res := s.created(w, d, name, st)
+	_, res := s.created(w, d, name, st, nil)
 	return res
 }
 
@@ -173,7 +173,7 @@ func (s *Server) symlink(c *oncrpc.Call, w *oncrpc.Writer) oncrpc.AcceptStat {
 	if err != nil {
 		return s.createFail(w, o, pre, statusOf(err))
 	}
-	_, res := s.created(w, d, name, st)
+	_, res := s.created(w, d, name, st, nil)
 	return res
 }
 
@@ -234,7 +234,7 @@ func (s *Server) mknod(c *oncrpc.Call, w *oncrpc.Writer) oncrpc.AcceptStat {
 	if err != nil {
 		return s.createFail(w, o, pre, statusOf(err))
 	}
-	_, res := s.created(w, d, name, st)
+	_, res := s.created(w, d, name, st, nil)
 	return res
 }
 
@@ -314,9 +314,11 @@ func (s *Server) link(c *oncrpc.Call, w *oncrpc.Writer) oncrpc.AcceptStat {
 	return oncrpc.Success
 }
 
-// remove serves REMOVE and RMDIR: it checks the call and forwards it to
-// go-nfs, or removes the entry itself without a forwarder.
-func (s *Server) remove(ctx context.Context, c *oncrpc.Call, w *oncrpc.Writer, rmdir bool) oncrpc.AcceptStat {
+// remove serves REMOVE and RMDIR: it checks the call and removes the
+// entry with one unlinkat in the folder's open descriptor (forwarding it
+// to go-nfs, which resolved the handle and stat'ed the folder again over
+// an in-memory connection, cost more than the removal).
+func (s *Server) remove(c *oncrpc.Call, w *oncrpc.Writer, rmdir bool) oncrpc.AcceptStat {
 	r := oncrpc.NewReader(c.Args)
 	h, name := getDirop(r)
 	if r.Err() != nil {
@@ -364,10 +366,6 @@ func (s *Server) remove(ctx context.Context, c *oncrpc.Call, w *oncrpc.Writer, r
 	}
 	cp := childPath(o.p, name)
 	s.files.dropFile(st)
-	done := func() { s.hs.Removed(o.e, cp) }
-	if s.cfg.Forward != nil {
-		return s.forward(ctx, c, w, done)
-	}
 	flags := 0
 	if rmdir {
 		flags = unix.AT_REMOVEDIR
@@ -375,7 +373,7 @@ func (s *Server) remove(ctx context.Context, c *oncrpc.Call, w *oncrpc.Writer, r
 	if err := unix.Unlinkat(fdOf(d.f()), name, flags); err != nil {
 		return fail(statusOf(err), d)
 	}
-	done()
+	s.hs.Removed(o.e, cp)
 	post, _ := fstat(d.f())
 	w.Uint32(nfsOK)
 	putWcc(w, o.e, d.pre, post)

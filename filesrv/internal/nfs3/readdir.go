@@ -202,7 +202,7 @@ func (s *Server) readdir(c *oncrpc.Call, w *oncrpc.Writer, plus bool) oncrpc.Acc
 		putPostOp(w, nil, nil)
 		return oncrpc.Success
 	}
-	ent, st, err := s.openObj(o.e, o.p, o.h, false)
+	ent, st, err := s.open(o, false)
 	if err != nil {
 		w.Uint32(statusOf(err))
 		if errors.Is(err, errWrongType) {

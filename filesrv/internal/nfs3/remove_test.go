@@ -76,8 +76,9 @@ func TestRemoveRenameServed(t *testing.T) {
 	}
 }
 
-// TestRemoveRenameForwarded checks REMOVE, RMDIR and RENAME here, then
-// forwards those that pass and records their outcome in the store.
+// TestRemoveRenameForwarded checks REMOVE, RMDIR and RENAME here; with a
+// forwarder, REMOVE and RMDIR are still served here and RENAME that
+// passes is forwarded; the outcome is recorded in the store.
 func TestRemoveRenameForwarded(t *testing.T) {
 	fwd := &fakeForwarder{}
 	v := newEnv(t, withForwarder(fwd))
@@ -103,7 +104,7 @@ func TestRemoveRenameForwarded(t *testing.T) {
 		{"too long", procRemove, credRoot, argDirop(root, string(make([]byte, 300))), errNameTooLong, false},
 		{"missing", procRemove, credRoot, argDirop(root, "nope"), errNoEnt, false},
 		{"wrong kind", procRmdir, credRoot, argDirop(root, "f"), errNotDir, false},
-		{"remove", procRemove, credRoot, argDirop(root, "f"), nfsOK, true},
+		{"remove", procRemove, credRoot, argDirop(root, "f"), nfsOK, false},
 		{"rename", procRename, credRoot, renameArgs(root, "d", root, "e"), nfsOK, true},
 	}
 	for _, tt := range tests {
@@ -134,12 +135,12 @@ func TestRemoveRenameForwarded(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(v.dir, "g"), nil, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		n := len(v.hs.removed)
-		if st := v.status(procRemove, credRoot, argDirop(root, "g")); st != errAcces {
+		n := len(v.hs.moved)
+		if st := v.status(procRename, credRoot, renameArgs(root, "g", root, "h")); st != errAcces {
 			t.Errorf("status %d", st)
 		}
-		if len(v.hs.removed) != n {
-			t.Error("store told of a failed remove")
+		if len(v.hs.moved) != n {
+			t.Error("store told of a failed rename")
 		}
 	})
 }

@@ -109,3 +109,52 @@ func TestServeConnRepliesAsFinished(t *testing.T) {
 		})
 	}
 }
+
+// quickGate is a gateHandler whose procedure 2 is quick.
+type quickGate struct {
+	*gateHandler
+}
+
+func (h *quickGate) Quick(proc uint32) bool { return proc == 2 }
+
+func (h *quickGate) ServeRPC(ctx context.Context, c *Call, reply *Writer) AcceptStat {
+	if c.Proc == 2 {
+		reply.Uint32(c.XID)
+		return Success
+	}
+	return h.gateHandler.ServeRPC(ctx, c, reply)
+}
+
+// TestQuickCalls checks that quick calls are answered, one after another
+// and while a slow call of the connection is held.
+func TestQuickCalls(t *testing.T) {
+	h := &quickGate{gateHandler: &gateHandler{started: make(chan uint32, 1),
+		gates: map[uint32]chan struct{}{1: make(chan struct{})}}}
+	defer close(h.gates[1])
+	s := &Server{}
+	s.Register(testProg, 1, h)
+	_, addr := serve(t, s, netsrv.Limits{})
+	c := dial(t, addr)
+	for xid := uint32(10); xid < 13; xid++ {
+		if _, err := c.Write(frag(true, call(xid, testProg, 1, 2, OpaqueAuth{}))); err != nil {
+			t.Fatal(err)
+		}
+		if rep := readReply(t, c); rep.XID != xid || rep.Stat != Success {
+			t.Fatalf("quick call %d: %+v", xid, rep)
+		}
+	}
+	if _, err := c.Write(frag(true, call(1, testProg, 1, 1, OpaqueAuth{}))); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-h.started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("slow call never started")
+	}
+	if _, err := c.Write(frag(true, call(20, testProg, 1, 2, OpaqueAuth{}))); err != nil {
+		t.Fatal(err)
+	}
+	if rep := readReply(t, c); rep.XID != 20 || rep.Stat != Success {
+		t.Fatalf("quick call beside a held one: %+v", rep)
+	}
+}

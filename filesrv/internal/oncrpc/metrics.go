@@ -2,6 +2,7 @@ package oncrpc
 
 import (
 	"strconv"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -12,7 +13,19 @@ import (
 // procedure not served are counted as program or procedure "other".
 type Metrics struct {
 	calls *prometheus.CounterVec
+	// counters caches the counter of each label set seen (a metricKey),
+	// so a call costs no label formatting or hashing.
+	counters sync.Map
 }
+
+// metricKey is a label set in numbers: what observe reduces a call to.
+type metricKey struct {
+	prog, vers, proc uint32 // 1<<32-1: "other"
+	stat             AcceptStat
+	denied           bool
+}
+
+const otherLabel = ^uint32(0)
 
 // NewMetrics registers the RPC metrics on reg under namespace.
 func NewMetrics(reg prometheus.Registerer, namespace string) *Metrics {
@@ -34,12 +47,25 @@ func (m *Metrics) observe(c *Call, known bool, stat AcceptStat, denied bool) {
 	if m == nil {
 		return
 	}
-	prog, vers, proc := "other", "other", "other"
+	k := metricKey{prog: otherLabel, vers: otherLabel, proc: otherLabel, stat: stat, denied: denied}
 	if known {
-		prog, vers = strconv.FormatUint(uint64(c.Prog), 10), strconv.FormatUint(uint64(c.Vers), 10)
+		k.prog, k.vers = c.Prog, c.Vers
 		if stat != ProcUnavail && c.Proc < 64 {
-			proc = strconv.FormatUint(uint64(c.Proc), 10)
+			k.proc = c.Proc
 		}
+	}
+	if _, ok := statusNames[stat]; !ok || denied {
+		k.stat = AcceptStat(otherLabel) // one label value for all of them
+	}
+	if ctr, ok := m.counters.Load(k); ok {
+		ctr.(prometheus.Counter).Inc()
+		return
+	}
+	label := func(v uint32) string {
+		if v == otherLabel {
+			return "other"
+		}
+		return strconv.FormatUint(uint64(v), 10)
 	}
 	status := statusNames[stat]
 	if denied {
@@ -47,5 +73,7 @@ func (m *Metrics) observe(c *Call, known bool, stat AcceptStat, denied bool) {
 	} else if status == "" {
 		status = "other"
 	}
-	m.calls.WithLabelValues(prog, vers, proc, status).Inc()
+	ctr := m.calls.WithLabelValues(label(k.prog), label(k.vers), label(k.proc), status)
+	m.counters.Store(k, ctr)
+	ctr.Inc()
 }

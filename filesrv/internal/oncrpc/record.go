@@ -38,6 +38,10 @@ func NewRecordReader(r io.Reader) *RecordReader {
 	return &RecordReader{r: bufio.NewReaderSize(r, readBuffer)}
 }
 
+// Buffered returns the number of bytes received and not yet read: more
+// than 0 after a record means the peer sent the start of another.
+func (rr *RecordReader) Buffered() int { return rr.r.Buffered() }
+
 // ReadRecord reads the next record, appending it to buf[:0], and returns
 // it. A record longer than max bytes (max <= 0: no limit) stops the read
 // with ErrRecordTooLarge, without reading the rest: the stream is then
@@ -63,7 +67,7 @@ func (rr *RecordReader) ReadRecord(buf []byte, max int) ([]byte, error) {
 			return rec, ErrRecordTooLarge
 		}
 		start := len(rec)
-		rec = grow(rec, n)
+		rec = growBuf(rec, n)
 		if _, err := io.ReadFull(rr.r, rec[start:]); err != nil {
 			return rec, unexpected(err)
 		}
@@ -71,16 +75,6 @@ func (rr *RecordReader) ReadRecord(buf []byte, max int) ([]byte, error) {
 			return rec, nil
 		}
 	}
-}
-
-// grow extends b by n bytes, reallocating if needed.
-func grow(b []byte, n int) []byte {
-	if need := len(b) + n; need > cap(b) {
-		nb := make([]byte, len(b), max(need, 2*cap(b)))
-		copy(nb, b)
-		b = nb
-	}
-	return b[:len(b)+n]
 }
 
 // unexpected turns an EOF inside a record into io.ErrUnexpectedEOF.

@@ -69,6 +69,19 @@ type Handler interface {
 	ServeRPC(ctx context.Context, c *Call, reply *Writer) AcceptStat
 }
 
+// QuickHandler is a Handler that names the procedures it serves quickly:
+// with a few system calls that do not sync anything to the disk
+// (GETATTR, LOOKUP, READ). When such a call is alone on its connection
+// (no other call in flight, no bytes of another received behind it),
+// ServeConn serves it on its reading goroutine instead of handing it to
+// another: for a client that sends one call at a time the handoff costs
+// more than the call. A call that arrives meanwhile waits for it to end
+// before it is read, which is why only quick calls are served so.
+type QuickHandler interface {
+	Handler
+	Quick(proc uint32) bool
+}
+
 // HandlerFunc adapts a function to Handler.
 type HandlerFunc func(ctx context.Context, c *Call, reply *Writer) AcceptStat
 

@@ -2,6 +2,7 @@ package oncrpc
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -28,15 +29,70 @@ const DefaultMaxRecord = 1<<20 + 64<<10
 // huge record) go to the collector.
 const maxPooled = 2 << 20
 
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
+// smallBuf is the capacity of the buffers every record and reply start
+// with; bigger ones (1 MiB WRITE records and READ replies) come from
+// bigFree, so a connection moving big blocks reuses the same few
+// buffers instead of allocating (and zeroing, and collecting) a new one
+// per call.
+const smallBuf = 64 << 10
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, smallBuf); return &b }}
+
+// bigFree keeps a few big buffers (capacity above smallBuf) for reuse. It
+// is a free list rather than a sync.Pool: a pool is emptied by the
+// garbage collector, and each 1 MiB buffer allocated again brings the
+// next collection nearer, so a pool of them keeps emptying itself.
+var bigFree = make(chan *[]byte, maxBigFree)
+
+// maxBigFree bounds the big buffers kept: about 8.5 MiB at most.
+const maxBigFree = 8
 
 func getBuf() *[]byte { return bufPool.Get().(*[]byte) }
 
 func putBuf(bp *[]byte, b []byte) {
-	if cap(b) <= maxPooled {
+	switch {
+	case cap(b) > maxPooled:
+	case cap(b) > smallBuf:
+		*bp = b[:0]
+		select {
+		case bigFree <- bp:
+		default:
+		}
+	default:
 		*bp = b[:0]
 		bufPool.Put(bp)
 	}
+}
+
+// growBuf extends b by n bytes, moving it to a bigger buffer if needed:
+// one from bigFree when one is big enough, else a new one with room for
+// the largest record, so that it can be reused for any call.
+func growBuf(b []byte, n int) []byte {
+	need := len(b) + n
+	if need <= cap(b) {
+		return b[:need]
+	}
+	var nb []byte
+	if need <= maxPooled {
+		select {
+		case bp := <-bigFree:
+			if cap(*bp) >= need {
+				nb = (*bp)[:len(b)]
+			} else {
+				putBuf(bp, *bp)
+			}
+		default:
+		}
+	}
+	if nb == nil {
+		size := max(need, 2*cap(b))
+		if size > smallBuf && size <= DefaultMaxRecord {
+			size = DefaultMaxRecord
+		}
+		nb = make([]byte, len(b), size)
+	}
+	copy(nb, b)
+	return nb[:need]
 }
 
 // Server dispatches RPC calls to the Handlers registered for their
@@ -156,6 +212,11 @@ func (s *Server) logger() *slog.Logger {
 // ServeConn implements netsrv.StreamHandler: it reads records one after
 // another and serves up to MaxInFlight of them at once, each reply
 // written whole. It returns after the replies in flight are written.
+//
+// Calls are served by worker goroutines that live as long as the
+// connection (at most MaxInFlight of them, started when every one is
+// busy): a goroutine per call would start on a small stack and grow it
+// again for every call.
 func (s *Server) ServeConn(ctx context.Context, c net.Conn) error {
 	remote := addrPort(c.RemoteAddr())
 	rr := NewRecordReader(c)
@@ -165,19 +226,66 @@ func (s *Server) ServeConn(ctx context.Context, c net.Conn) error {
 		n = DefaultMaxInFlight
 	}
 	sem := make(chan struct{}, n)
+	// jobs hands a record to an idle worker; unbuffered, so a record is
+	// only ever given to a worker ready for it.
+	jobs := make(chan job)
+	workers := 0
 	var (
 		wg      sync.WaitGroup
 		wmu     sync.Mutex // one reply on the wire at a time
 		failMu  sync.Mutex
 		failure error
+		closed  bool
 	)
-	defer wg.Wait()
+	stop := func() {
+		if !closed {
+			closed = true
+			close(jobs)
+		}
+		wg.Wait()
+	}
+	defer stop()
 	fail := func(err error) {
 		failMu.Lock()
 		defer failMu.Unlock()
 		if failure == nil {
 			failure = err
 			c.Close() // stops the read loop
+		}
+	}
+	serve := func(j job) {
+		defer func() { <-sem }()
+		start := time.Now()
+		op := getBuf()
+		w := NewWriter(*op)
+		w.Uint32(0) // the record mark, filled in below
+		ok := s.Dispatch(ctx, j.rec, remote, w)
+		putBuf(j.bp, j.rec)
+		var err error
+		if ok {
+			out := w.Bytes()
+			MarkRecord(out)
+			wmu.Lock()
+			_, err = c.Write(out)
+			wmu.Unlock()
+			if err != nil {
+				fail(fmt.Errorf("write rpc reply: %w", err))
+			}
+		} else {
+			err = fmt.Errorf("%w: message is not an rpc call", netsrv.ErrBadRequest)
+			fail(err)
+		}
+		putBuf(op, w.Bytes())
+		netsrv.Observe(ctx, start, err)
+	}
+	worker := func(j job) {
+		defer wg.Done()
+		for {
+			serve(j)
+			var ok bool
+			if j, ok = <-jobs; !ok {
+				return
+			}
 		}
 	}
 	for {
@@ -197,7 +305,7 @@ func (s *Server) ServeConn(ctx context.Context, c net.Conn) error {
 		if err != nil {
 			putBuf(bp, rec)
 			<-sem
-			wg.Wait()
+			stop()
 			failMu.Lock()
 			defer failMu.Unlock()
 			if failure != nil {
@@ -211,34 +319,44 @@ func (s *Server) ServeConn(ctx context.Context, c net.Conn) error {
 			}
 			return fmt.Errorf("read rpc record: %w", err)
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			start := time.Now()
-			op := getBuf()
-			w := NewWriter(*op)
-			w.Uint32(0) // the record mark, filled in below
-			ok := s.Dispatch(ctx, rec, remote, w)
-			putBuf(bp, rec)
-			var err error
-			if ok {
-				out := w.Bytes()
-				MarkRecord(out)
-				wmu.Lock()
-				_, err = c.Write(out)
-				wmu.Unlock()
-				if err != nil {
-					fail(fmt.Errorf("write rpc reply: %w", err))
-				}
-			} else {
-				err = fmt.Errorf("%w: message is not an rpc call", netsrv.ErrBadRequest)
-				fail(err)
-			}
-			putBuf(op, w.Bytes())
-			netsrv.Observe(ctx, start, err)
-		}()
+		j := job{rec: rec, bp: bp}
+		if len(sem) == 1 && rr.Buffered() == 0 && s.quick(rec) {
+			// Alone in flight, no other call sent behind it, and quick:
+			// no handoff (see QuickHandler). A call arriving meanwhile
+			// waits for it, which a quick call allows.
+			serve(j)
+			continue
+		}
+		if workers >= n {
+			// Every worker exists: the one whose call freed our slot in
+			// sem takes this record as soon as it is done.
+			jobs <- j
+			continue
+		}
+		select {
+		case jobs <- j:
+		default:
+			workers++
+			wg.Add(1)
+			go worker(j)
+		}
 	}
+}
+
+// quick reports whether the call in rec (a call: see isCall) is one its
+// handler serves quickly.
+func (s *Server) quick(rec []byte) bool {
+	if len(rec) < 24 || binary.BigEndian.Uint32(rec[8:]) != RPCVersion {
+		return false
+	}
+	h, ok := s.progs[binary.BigEndian.Uint32(rec[12:])][binary.BigEndian.Uint32(rec[16:])].(QuickHandler)
+	return ok && h.Quick(binary.BigEndian.Uint32(rec[20:]))
+}
+
+// job is a record to serve and the pooled buffer that holds it.
+type job struct {
+	rec []byte
+	bp  *[]byte
 }
 
 // isCall reports whether msg holds an XID and the CALL message type.

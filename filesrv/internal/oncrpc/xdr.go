@@ -160,5 +160,14 @@ func (w *Writer) String(s string) {
 	}
 }
 
+// Extend appends n bytes and returns them, for the caller to fill in
+// place (a READ's data, read straight into the reply). Their content is
+// whatever the buffer held: the caller overwrites or truncates them.
+func (w *Writer) Extend(n int) []byte {
+	start := len(w.b)
+	w.b = growBuf(w.b, n)
+	return w.b[start:]
+}
+
 // Raw appends already-encoded bytes.
 func (w *Writer) Raw(p []byte) { w.b = append(w.b, p...) }
