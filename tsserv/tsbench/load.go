@@ -7,12 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"example.com/appliance/shared/benchkit"
 )
 
 const (
@@ -47,7 +48,7 @@ func (m *measurement) cpuPerReq() float64 {
 	if m.requests == 0 {
 		return 0
 	}
-	return float64(m.cpuTicks) * (1e6 / clockTicks) / float64(m.requests)
+	return float64(m.cpuTicks) * (1e6 / benchkit.ClockTicks) / float64(m.requests)
 }
 
 // workerStats is what one load goroutine counted.
@@ -685,6 +686,4 @@ func checkFDLimit(n int) error {
 }
 
 // logf prints a progress line to stderr.
-func logf(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "tsbench: "+format+"\n", args...)
-}
+var logf = benchkit.Logger("tsbench")

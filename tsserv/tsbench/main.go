@@ -14,8 +14,11 @@
 //	go run ./tsserv/tsbench -tsserv ./bin/tsserv -out docs/benchmarks.md
 //
 // The report is a Markdown table printed to standard output and, with -out,
-// written to a file. Tsbench exits 0 when it ran, whether or not tsserv met
-// its targets, 1 when something failed to run and 2 on a usage error.
+// put with a header between the <!-- BEGIN tsbench --> and
+// <!-- END tsbench --> markers of a file (appended when they are absent; the
+// rest of the file is kept). Tsbench exits 0 when it ran, whether or not
+// tsserv met its targets, 1 when something failed to run and 2 on a usage
+// error.
 package main
 
 import (
@@ -25,28 +28,14 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
+
+	"example.com/appliance/shared/benchkit"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout)
-	stop()
-	var ue usageError
-	switch {
-	case err == nil, errors.Is(err, flag.ErrHelp):
-	case errors.As(err, &ue):
-		fmt.Fprintln(os.Stderr, "tsbench:", err)
-		os.Exit(2)
-	default:
-		fmt.Fprintln(os.Stderr, "tsbench:", err)
-		os.Exit(1)
-	}
-}
+func main() { benchkit.Main("tsbench", run) }
 
 // config is the parsed command line.
 type config struct {
@@ -67,15 +56,6 @@ type config struct {
 	serveLifetime time.Duration
 }
 
-// usageError is a bad command line.
-type usageError struct{ err error }
-
-// Error returns the message of the underlying error.
-func (u usageError) Error() string { return u.err.Error() }
-
-// Unwrap returns the underlying error.
-func (u usageError) Unwrap() error { return u.err }
-
 // hiddenFlags are for the re-executed baseline and left out of -help.
 var hiddenFlags = map[string]bool{"serve-baseline": true, "serve-lifetime": true}
 
@@ -83,7 +63,7 @@ func parseFlags(args []string) (*config, error) {
 	c := &config{args: args}
 	fs := flag.NewFlagSet("tsbench", flag.ContinueOnError)
 	fs.StringVar(&c.tsserv, "tsserv", "./bin/tsserv", "`path` of the tsserv binary under test")
-	fs.StringVar(&c.out, "out", "", "also write the report to this Markdown `file` (overwritten)")
+	fs.StringVar(&c.out, "out", "", "also put the report between the tsbench markers of this Markdown `file` (the rest is kept)")
 	fs.BoolVar(&c.baselineOnly, "baseline-only", false, "bench the baseline against a second baseline instead of tsserv (no tsserv needed)")
 	fs.DurationVar(&c.duration, "duration", 3*time.Second, "timed phase of each scenario, per server")
 	fs.DurationVar(&c.warmup, "warmup", 500*time.Millisecond, "untimed warm-up before each timed phase")
@@ -113,14 +93,8 @@ func parseFlags(args []string) (*config, error) {
 			fmt.Fprintln(w)
 		})
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil, err
-		}
-		return nil, usageError{err}
-	}
-	if fs.NArg() > 0 {
-		return nil, usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	if err := benchkit.ParseFlags(fs, args); err != nil {
+		return nil, err
 	}
 	if c.serveBaseline != "" {
 		return c, nil
@@ -131,23 +105,23 @@ func parseFlags(args []string) (*config, error) {
 		}
 		n, err := strconv.Atoi(f)
 		if err != nil || n < 1 {
-			return nil, usageError{fmt.Errorf("-tcp-clients: bad count %q", f)}
+			return nil, benchkit.UsageError{Err: fmt.Errorf("-tcp-clients: bad count %q", f)}
 		}
 		c.tcpClients = append(c.tcpClients, n)
 	}
 	switch {
 	case c.duration <= 0:
-		return nil, usageError{errors.New("-duration must be positive")}
+		return nil, benchkit.UsageError{Err: errors.New("-duration must be positive")}
 	case c.warmup < 0:
-		return nil, usageError{errors.New("-warmup must not be negative")}
+		return nil, benchkit.UsageError{Err: errors.New("-warmup must not be negative")}
 	case c.slice <= 0:
-		return nil, usageError{errors.New("-slice must be positive")}
+		return nil, benchkit.UsageError{Err: errors.New("-slice must be positive")}
 	case c.newConnWorkers < 0, c.udpClients < 0, c.idleConns < 0:
-		return nil, usageError{errors.New("client counts must not be negative")}
+		return nil, benchkit.UsageError{Err: errors.New("client counts must not be negative")}
 	case c.udpTimeout <= 0:
-		return nil, usageError{errors.New("-udp-timeout must be positive")}
+		return nil, benchkit.UsageError{Err: errors.New("-udp-timeout must be positive")}
 	case !c.baselineOnly && c.tsserv == "":
-		return nil, usageError{errors.New("-tsserv is empty: give the binary, or -baseline-only")}
+		return nil, benchkit.UsageError{Err: errors.New("-tsserv is empty: give the binary, or -baseline-only")}
 	}
 	return c, nil
 }
@@ -258,7 +232,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 				return fmt.Errorf("%s, %d idle connections: %w", s.name, c.idleConns, err)
 			}
 			r.idle[i] = res
-			logf("%-10s %d idle connections: VmRSS %.1f MB (%.1f MB before)", s.name, res.conns, mb(res.afterKB), mb(res.beforeKB))
+			logf("%-10s %d idle connections: VmRSS %.1f MB (%.1f MB before)", s.name, res.conns, benchkit.MB(res.afterKB), benchkit.MB(res.beforeKB))
 		}
 		// Let both servers finish closing before anything is timed.
 		if err := sleepCtx(ctx, idleSettle); err != nil {
@@ -285,14 +259,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	r.elapsed = time.Since(start)
 
 	text := r.markdown()
-	if _, err := io.WriteString(stdout, text); err != nil {
-		return fmt.Errorf("write report: %w", err)
-	}
-	if c.out != "" {
-		if err := writeFile(c.out, r.header()+text); err != nil {
-			return err
-		}
-		logf("wrote %s", c.out)
+	if err := benchkit.WriteReport(stdout, text, c.out, "tsbench", r.header()+text, logf); err != nil {
+		return err
 	}
 	return r.failures()
 }

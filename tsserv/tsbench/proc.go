@@ -1,24 +1,18 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"os/exec"
 	"strconv"
-	"strings"
-	"sync"
 	"syscall"
 	"time"
-)
 
-// clockTicks is USER_HZ, the unit of utime and stime in /proc/<pid>/stat;
-// it is 100 on every Linux.
-const clockTicks = 100
+	"example.com/appliance/shared/benchkit"
+)
 
 const (
 	startAttempts = 3                // fresh ports tried before giving up
@@ -31,7 +25,7 @@ type server struct {
 	name string // as shown in the report
 	addr string // 127.0.0.1:port, for TCP and UDP alike
 	cmd  *exec.Cmd
-	logs *tailBuffer
+	logs *benchkit.TailBuffer
 	done chan struct{} // closed when the process has exited
 	err  error         // from Wait, valid once done is closed
 
@@ -84,11 +78,11 @@ func startServer(ctx context.Context, name string, mk command) (*server, error) 
 
 func launch(ctx context.Context, name, addr string, mk command) (*server, error) {
 	path, args := mk(addr)
-	s := &server{name: name, addr: addr, logs: &tailBuffer{max: 16 << 10}, done: make(chan struct{})}
+	s := &server{name: name, addr: addr, logs: &benchkit.TailBuffer{Max: 16 << 10}, done: make(chan struct{})}
 	s.cmd = exec.Command(path, args...)
 	s.cmd.Stdout = s.logs
 	s.cmd.Stderr = s.logs
-	s.cmd.SysProcAttr = childAttr()
+	s.cmd.SysProcAttr = benchkit.ChildAttr() // on other systems the baseline still exits when its stdin closes
 	stdin, err := s.cmd.StdinPipe()
 	if err != nil {
 		return nil, fmt.Errorf("stdin pipe: %w", err)
@@ -104,7 +98,7 @@ func launch(ctx context.Context, name, addr string, mk command) (*server, error)
 	}()
 	if err := s.waitReady(ctx); err != nil {
 		s.stop()
-		return nil, fmt.Errorf("%s on %s: %w%s", path, addr, err, s.logs.excerpt())
+		return nil, fmt.Errorf("%s on %s: %w%s", path, addr, err, s.logs.Excerpt())
 	}
 	return s, nil
 }
@@ -172,7 +166,7 @@ func (s *server) stop() {
 	select {
 	case <-s.done:
 		if s.err != nil {
-			logf("warning: %s exited with %v after SIGTERM%s", s.name, s.err, s.logs.excerpt())
+			logf("warning: %s exited with %v after SIGTERM%s", s.name, s.err, s.logs.Excerpt())
 		}
 	case <-time.After(stopTimeout):
 		logf("warning: %s still running %v after SIGTERM: killing it", s.name, stopTimeout)
@@ -185,7 +179,7 @@ func (s *server) stop() {
 func (s *server) alive() error {
 	select {
 	case <-s.done:
-		return fmt.Errorf("%s exited: %w%s", s.name, s.exitErr(), s.logs.excerpt())
+		return fmt.Errorf("%s exited: %w%s", s.name, s.exitErr(), s.logs.Excerpt())
 	default:
 		return nil
 	}
@@ -200,66 +194,22 @@ func (s *server) exitErr() error {
 }
 
 // cpuTicks returns the user plus system CPU time the server has used, in
-// clock ticks (1/clockTicks s), from /proc/<pid>/stat.
+// clock ticks (1/benchkit.ClockTicks s), from /proc/<pid>/stat.
 func (s *server) cpuTicks() (uint64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
+	c, err := benchkit.CPUTimes(s.cmd.Process.Pid)
 	if err != nil {
 		return 0, fmt.Errorf("cpu of %s: %w", s.name, err)
 	}
-	return parseStatCPU(b)
-}
-
-// parseStatCPU returns utime+stime from the text of /proc/<pid>/stat.
-func parseStatCPU(b []byte) (uint64, error) {
-	// The command name (field 2) is in parentheses and may hold anything,
-	// so count fields from the last ')': state is then field 3.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, errors.New("parse stat: no command name")
-	}
-	f := strings.Fields(string(b[i+1:]))
-	const utime, stime = 14 - 3, 15 - 3
-	if len(f) <= stime {
-		return 0, fmt.Errorf("parse stat: %d fields", len(f)+2)
-	}
-	u, err := strconv.ParseUint(f[utime], 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("parse stat utime: %w", err)
-	}
-	st, err := strconv.ParseUint(f[stime], 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("parse stat stime: %w", err)
-	}
-	return u + st, nil
+	return c.Self, nil
 }
 
 // rssKB returns the server's resident set size in KiB, from /proc/<pid>/status.
 func (s *server) rssKB() (uint64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+	kb, err := benchkit.StatusKB(s.cmd.Process.Pid, "VmRSS")
 	if err != nil {
 		return 0, fmt.Errorf("rss of %s: %w", s.name, err)
 	}
-	return parseStatusRSS(b)
-}
-
-// parseStatusRSS returns VmRSS in KiB from the text of /proc/<pid>/status.
-func parseStatusRSS(b []byte) (uint64, error) {
-	for line := range strings.Lines(string(b)) {
-		rest, ok := strings.CutPrefix(line, "VmRSS:")
-		if !ok {
-			continue
-		}
-		f := strings.Fields(rest)
-		if len(f) != 2 || f[1] != "kB" {
-			return 0, fmt.Errorf("parse status: bad VmRSS line %q", strings.TrimSpace(line))
-		}
-		v, err := strconv.ParseUint(f[0], 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("parse status VmRSS: %w", err)
-		}
-		return v, nil
-	}
-	return 0, errors.New("parse status: no VmRSS line")
+	return kb, nil
 }
 
 // freePort finds a loopback port that is free for both TCP and UDP.
@@ -281,33 +231,4 @@ func freePort() (int, error) {
 		return port, nil
 	}
 	return 0, fmt.Errorf("free port: none free for TCP and UDP: %w", lastErr)
-}
-
-// tailBuffer keeps the last max bytes written to it.
-type tailBuffer struct {
-	mu  sync.Mutex
-	max int
-	buf []byte
-}
-
-// Write appends p, dropping the oldest bytes beyond max.
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.buf = append(t.buf, p...)
-	if over := len(t.buf) - t.max; over > 0 {
-		t.buf = append(t.buf[:0], t.buf[over:]...)
-	}
-	return len(p), nil
-}
-
-// excerpt returns the kept output, indented, for an error message.
-func (t *tailBuffer) excerpt() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	s := strings.TrimSpace(string(t.buf))
-	if s == "" {
-		return ""
-	}
-	return "; its output ends:\n\t" + strings.ReplaceAll(s, "\n", "\n\t")
 }
