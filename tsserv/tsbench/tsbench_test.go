@@ -81,7 +81,7 @@ func TestBaselineVsBaseline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(string(file), other+"\n<!-- BEGIN tsbench -->\n# Benchmarks") || !strings.HasSuffix(string(file), table+"<!-- END tsbench -->\n") {
+	if !strings.HasPrefix(string(file), other+"\n<!-- BEGIN tsbench -->\n## Timestamp server") || !strings.HasSuffix(string(file), table+"<!-- END tsbench -->\n") {
 		t.Errorf("-out file is not the other section, then header + report between tsbench's markers:\n%s", file)
 	}
 	for _, want := range []string{"uname -r", "nproc", "Go: go", "reproduce:"} {
