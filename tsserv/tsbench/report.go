@@ -87,7 +87,7 @@ func (r *report) markdown() string {
 			fmt.Fprintf(&b, "| %s | %d | %.1f MB | %.1f MB | %.1f kB |\n", name, res.conns, benchkit.MB(res.beforeKB), benchkit.MB(res.afterKB), per)
 		}
 	}
-	b.WriteString("\n## Targets\n\n| target | measured | result |\n|---|---|---|\n")
+	b.WriteString("\n### Targets\n\n| target | measured | result |\n|---|---|---|\n")
 	for _, t := range r.targets() {
 		fmt.Fprintf(&b, "| %s | %s | %s |\n", t.what, t.measured, t.result)
 	}
