@@ -38,9 +38,19 @@ import (
 // that commit it keeps the old record whole: a crash before it finds the
 // old record or the new one at the record's name, never an emptied one.
 
+// The pool's sizes. The pooler refills the pool to its target in one go
+// whenever it falls below half of it; the target starts at
+// poolMinTarget and doubles, up to poolMaxTarget, each time a
+// submission finds the pool empty, so that it keeps ahead of the load it
+// sees without creating thousands of files for a quiet spool. Files
+// freed by the spool (replaced records, purged jobs) are recycled into
+// it up to poolCap, and only beyond that unlinked: every unlink makes
+// the next half minute of creates slower.
 const (
-	freeDir  = "free"
-	poolSize = 256 // files the pooler keeps ready, refilled once half are used; recycled files may add as many
+	freeDir       = "free"
+	poolCap       = 4096
+	poolMinTarget = 256
+	poolMaxTarget = 2048
 )
 
 // createFile creates path for writing (flag: os.O_WRONLY or os.O_RDWR),
@@ -49,11 +59,8 @@ const (
 func (s *Spool) createFile(path string, flag int, excl bool) (*os.File, error) {
 	select {
 	case name := <-s.pool:
-		if len(s.pool) < poolSize/2 {
-			select {
-			case s.poolWake <- struct{}{}:
-			default:
-			}
+		if len(s.pool) < int(s.poolTarget.Load())/2 {
+			s.wakePooler()
 		}
 		src := filepath.Join(s.dir, freeDir, name)
 		var err error
@@ -77,6 +84,11 @@ func (s *Spool) createFile(path string, flag int, excl bool) (*os.File, error) {
 		// Another error, such as no RENAME_NOREPLACE on this
 		// filesystem: create the file as without a pool.
 	default:
+		// The pool ran dry: the pooler must keep more ahead.
+		if t := s.poolTarget.Load(); t < poolMaxTarget {
+			s.poolTarget.CompareAndSwap(t, t*2)
+		}
+		s.wakePooler()
 	}
 	mode := os.O_CREATE | os.O_TRUNC
 	if excl {
@@ -95,7 +107,7 @@ func (s *Spool) pooler() {
 	dir := filepath.Join(s.dir, freeDir)
 	for {
 	fill:
-		for len(s.pool) < poolSize && s.ctx.Err() == nil {
+		for len(s.pool) < int(s.poolTarget.Load()) && s.ctx.Err() == nil {
 			name := s.freeName()
 			path := filepath.Join(dir, name)
 			f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
@@ -116,6 +128,14 @@ func (s *Spool) pooler() {
 			return
 		case <-s.poolWake:
 		}
+	}
+}
+
+// wakePooler asks the pooler to refill the pool, without blocking.
+func (s *Spool) wakePooler() {
+	select {
+	case s.poolWake <- struct{}{}:
+	default:
 	}
 }
 
@@ -164,6 +184,28 @@ func (s *Spool) retire(path string) {
 	s.retireMu.Unlock()
 }
 
+// retireOrRemove takes a file out of the spool: retired to the pool if
+// the pool has room, else removed. A missing file is no error.
+func (s *Spool) retireOrRemove(path string) error {
+	if len(s.pool) < poolCap {
+		name := s.freeName()
+		err := os.Rename(path, filepath.Join(s.dir, freeDir, name))
+		if err == nil {
+			s.retireMu.Lock()
+			s.retired = append(s.retired, name)
+			s.retireMu.Unlock()
+			return nil
+		}
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
 // takeRetired returns the files retired so far; the committer calls it
 // before a sync, and recycles them after the sync if it succeeds.
 func (s *Spool) takeRetired() []string {
@@ -175,22 +217,47 @@ func (s *Spool) takeRetired() []string {
 }
 
 // recycle empties retired files, now durably out of the spool's names,
-// and gives them to the pool.
+// and gives them to the pool; beyond its capacity they are removed.
 func (s *Spool) recycle(names []string) {
 	for _, name := range names {
 		path := filepath.Join(s.dir, freeDir, name)
-		if err := os.Truncate(path, 0); err != nil || !s.offer(name) {
+		if len(s.pool) >= poolCap || os.Truncate(path, 0) != nil || !s.offer(name) {
 			_ = os.Remove(path)
 		}
 	}
 }
 
-// resetPool creates or empties the pool's folder; the caller holds no
-// pool file yet.
+// resetPool creates the pool's folder and gives the files a previous run
+// left there to the pool, emptied, instead of removing them (which would
+// slow creates down): none of them is part of the spool. Only a file
+// that a crash left with another name besides (a rename half done on a
+// filesystem without a journal, whose link count fsck then raised) is
+// removed, unemptied. The caller holds no pool file yet.
 func (s *Spool) resetPool() error {
 	dir := filepath.Join(s.dir, freeDir)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create folder: %w", err)
 	}
-	return removeTemps(dir, func(string) bool { return true })
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("read folder %q: %w", dir, err)
+	}
+	var seq int64
+	for _, e := range ents {
+		name := e.Name()
+		path := filepath.Join(dir, name)
+		n, nerr := strconv.ParseInt(name, 10, 64)
+		var st unix.Stat_t
+		if nerr == nil && n > 0 && e.Type().IsRegular() && len(s.pool) < poolCap &&
+			unix.Lstat(path, &st) == nil && st.Nlink == 1 && (st.Size == 0 || os.Truncate(path, 0) == nil) {
+			s.pool <- name
+			seq = max(seq, n)
+			continue
+		}
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove from the file pool: %w", err)
+		}
+	}
+	s.freeSeq.Store(seq)
+	return nil
 }

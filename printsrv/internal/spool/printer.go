@@ -131,6 +131,7 @@ func (s *Spool) print(p *printer, j *job) {
 	if p.cfg.PagesPerMinute > 0 {
 		interval = time.Minute / time.Duration(p.cfg.PagesPerMinute)
 	}
+	s.countPages(j)
 	s.mu.Lock()
 	docs, copies := slices.Clone(j.docs), j.Copies
 	s.mu.Unlock()
@@ -154,6 +155,32 @@ func (s *Spool) print(p *printer, j *job) {
 		return
 	}
 	s.end(p, j, Completed, "job-completed-successfully", "")
+}
+
+// countPages counts the pages of the job's documents that receive left
+// uncounted, and adds them to its impressions. The record is not written
+// for that: the update rides on the job's next write (its end at the
+// latest); a crash before it means counting again.
+func (s *Spool) countPages(j *job) {
+	s.mu.Lock()
+	docs := slices.Clone(j.docs)
+	s.mu.Unlock()
+	for i, d := range docs {
+		if !d.Uncounted {
+			continue
+		}
+		pages := 0
+		if f, err := os.Open(s.docPath(d.File)); err == nil {
+			pages = s.pages(f, j.ID, i+1, d.Bytes, d.Format)
+			_ = f.Close()
+		}
+		s.mu.Lock()
+		// A closed job's documents are only appended to before it
+		// prints, so i is still this document.
+		j.docs[i].Pages, j.docs[i].Uncounted = pages, false
+		j.Impressions += pages * j.Copies
+		s.mu.Unlock()
+	}
 }
 
 // boundary is called between pages: it waits while the printer is

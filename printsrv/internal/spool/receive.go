@@ -1,6 +1,7 @@
 package spool
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -88,14 +89,63 @@ func (s *Spool) receive(ctx context.Context, id, n int, doc io.Reader, format st
 			}
 		}
 	}
-	pages, perr := docformat.Pages(f, d.Bytes, format)
-	if perr != nil && !errors.Is(perr, docformat.ErrUnknown) {
-		s.log.Warn("cannot count pages", "job", id, "document", n, "format", format, "err", perr)
+	// Counting is cheap for most formats and for PDFs with a classic
+	// cross-reference table (docformat reads the page tree's /Count).
+	// Other PDFs (cross-reference streams) take pdfcpu milliseconds and
+	// much garbage: they are counted after the acknowledgement, by the
+	// printer before it prints the job (countPages).
+	if format == docformat.PDF && !pdfClassicXRef(f, d.Bytes, buf) {
+		d.Uncounted = true
+	} else {
+		d.Pages = s.pages(f, id, n, d.Bytes, format)
 	}
-	d.Pages = pages
 	if err := f.Close(); err != nil {
 		_ = os.Remove(path)
 		return docRecord{}, fmt.Errorf("close document: %w", err)
 	}
 	return d, nil
+}
+
+// pages counts the pages of a document, 0 if unknown.
+func (s *Spool) pages(r io.ReaderAt, id, n int, size int64, format string) int {
+	pages, err := docformat.Pages(r, size, format)
+	if err != nil && !errors.Is(err, docformat.ErrUnknown) {
+		s.log.Warn("cannot count pages", "job", id, "document", n, "format", format, "err", err)
+	}
+	return pages
+}
+
+// pdfClassicXRef reports whether the PDF in r (size bytes) ends with a
+// classic cross-reference table, which docformat counts quickly, rather
+// than a cross-reference stream. buf is scratch space of at least 1 KiB.
+func pdfClassicXRef(r io.ReaderAt, size int64, buf []byte) bool {
+	const tail = 1024
+	off := max(size-tail, 0)
+	buf = buf[:size-off]
+	n, _ := r.ReadAt(buf, off)
+	buf = buf[:n]
+	i := bytes.LastIndex(buf, []byte("startxref"))
+	if i < 0 {
+		return false
+	}
+	rest := bytes.TrimLeft(buf[i+len("startxref"):], " \t\r\n\f\x00")
+	var x int64
+	digits := 0
+	for _, c := range rest {
+		if c < '0' || c > '9' {
+			break
+		}
+		x = x*10 + int64(c-'0')
+		if digits++; digits > 15 {
+			return false
+		}
+	}
+	if digits == 0 || x+4 > size {
+		return false
+	}
+	var kw [4]byte
+	if n, _ := r.ReadAt(kw[:], x); n < len(kw) {
+		return false
+	}
+	return string(kw[:]) == "xref"
 }

@@ -28,7 +28,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -160,15 +159,16 @@ type Spool struct {
 	done    chan struct{}  // closed when the committer has stopped
 	// batchHook, set by tests before Open, sees each commit batch's size
 	// before its folders are synced.
-	batchHook func(n int)
-	syncHook  func() error // testSyncHook
-	syncErr   error        // the first failed sync: every commit fails after it (committer only)
-	syncFDs   []*os.File   // one folder per filesystem of the spool, for syncfs
-	pool      chan string  // names of empty files ready in Dir/free (see pool.go)
-	poolWake  chan struct{}
-	freeSeq   atomic.Int64 // names files in Dir/free
-	retireMu  sync.Mutex
-	retired   []string // files in Dir/free to recycle after the next sync
+	batchHook  func(n int)
+	syncHook   func() error // testSyncHook
+	syncErr    error        // the first failed sync: every commit fails after it (committer only)
+	syncFDs    []*os.File   // one folder per filesystem of the spool, for syncfs
+	pool       chan string  // names of empty files ready in Dir/free (see pool.go)
+	poolWake   chan struct{}
+	freeSeq    atomic.Int64 // names files in Dir/free
+	poolTarget atomic.Int64 // files the pooler keeps ready (see pool.go)
+	retireMu   sync.Mutex
+	retired    []string // files in Dir/free to recycle after the next sync
 
 	idMu    sync.Mutex // guards nextID and idLimit
 	nextID  int
@@ -247,7 +247,7 @@ func Open(opts Options) (*Spool, error) {
 		maxBytes: opts.MaxJobBytes,
 		history:  opts.History,
 		commits:  make(chan commitReq, 1024),
-		pool:     make(chan string, 2*poolSize), // the pooler fills half: room for recycled files
+		pool:     make(chan string, poolCap),
 		poolWake: make(chan struct{}, 1),
 		done:     make(chan struct{}),
 		jobs:     make(map[int]*job),
@@ -256,6 +256,7 @@ func Open(opts Options) (*Spool, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	s.poolTarget.Store(poolMinTarget)
 	s.batchHook = testBatchHook
 	s.syncHook = testSyncHook
 	if s.now == nil {
@@ -866,16 +867,18 @@ func (s *Spool) Purge() int {
 		}
 	}
 	s.mu.Unlock()
+	// The files are not removed but retired to the pool (see pool.go):
+	// the committer empties them once a sync has made their moves
+	// durable. The record goes first: documents left by a crash here
+	// are removed at the next Open as unreferenced.
 	for _, j := range old {
 		j.wmu.Lock()
 		j.purged = true
-		// The record goes first: documents left by a crash here are
-		// removed at the next Open as unreferenced.
-		if err := os.Remove(s.recordPath(j.ID)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := s.retireOrRemove(s.recordPath(j.ID)); err != nil {
 			s.log.Error("purge job record", "job", j.ID, "err", err)
 		}
 		for _, d := range j.docs {
-			if err := os.Remove(s.docPath(d.File)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			if err := s.retireOrRemove(s.docPath(d.File)); err != nil {
 				s.log.Error("purge document", "job", j.ID, "file", d.File, "err", err)
 			}
 		}
@@ -883,6 +886,16 @@ func (s *Spool) Purge() int {
 	}
 	if len(old) > 0 {
 		s.log.Debug("purged finished jobs", "count", len(old))
+		s.mu.Lock()
+		closed := s.closed
+		if !closed {
+			s.ops.Add(1)
+		}
+		s.mu.Unlock()
+		if !closed { // a sync to recycle the files by
+			s.commitAsync(nil, nil)
+			s.ops.Done()
+		}
 	}
 	return len(old)
 }

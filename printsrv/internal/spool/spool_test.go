@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"example.com/appliance/shared/nettest"
+	"golang.org/x/sys/unix"
 )
 
 // TestStateMachine drives jobs through the operations on a paused
@@ -692,5 +694,83 @@ func TestSampleFormats(t *testing.T) {
 			}
 			waitState(t, s, j.ID, Completed)
 		})
+	}
+}
+
+// TestDeferredPageCount submits a PDF whose last cross-reference section
+// is not a classic table: its pages are counted after the
+// acknowledgement, by the printer, and the count reaches the record.
+func TestDeferredPageCount(t *testing.T) {
+	opts := testOptions(t)
+	s := open(t, opts)
+	if err := s.Pause("p"); err != nil {
+		t.Fatal(err)
+	}
+	pdf := append(makePDF(3), "startxref\n0\n%%EOF\n"...)
+	j := submit(t, s, JobSpec{Copies: 2}, pdf, "application/octet-stream")
+	if j.Impressions != 0 {
+		t.Errorf("impressions %d before counting, want 0", j.Impressions)
+	}
+	if err := s.Resume("p"); err != nil {
+		t.Fatal(err)
+	}
+	done := waitState(t, s, j.ID, Completed)
+	if done.Impressions != 6 || done.PagesCompleted != 6 {
+		t.Errorf("impressions %d pages completed %d, want 6 6", done.Impressions, done.PagesCompleted)
+	}
+	waitFor(t, "record with the count", func() bool {
+		var rec record
+		data, err := os.ReadFile(s.recordPath(j.ID))
+		return err == nil && json.Unmarshal(data, &rec) == nil && rec.State == Completed &&
+			rec.Impressions == 6 && len(rec.Docs) == 1 && !rec.Docs[0].Uncounted && rec.Docs[0].Pages == 3
+	})
+}
+
+// TestPurgeRecycles checks that purged jobs' files go back to the pool
+// instead of being removed.
+func TestPurgeRecycles(t *testing.T) {
+	opts := testOptions(t)
+	opts.History = time.Minute
+	clk := newClock()
+	opts.Now = clk.Now
+	s := open(t, opts)
+	j := submit(t, s, JobSpec{}, psDoc(1), "")
+	waitState(t, s, j.ID, Completed)
+	var rst unix.Stat_t
+	if err := unix.Stat(s.recordPath(j.ID), &rst); err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(2 * time.Minute)
+	if n := s.Purge(); n != 1 {
+		t.Fatalf("purged %d jobs", n)
+	}
+	if _, err := os.Stat(s.recordPath(j.ID)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("record after purge: %v", err)
+	}
+	waitFor(t, "purged files emptied in the pool", func() bool {
+		ents, err := os.ReadDir(filepath.Join(opts.Dir, freeDir))
+		if err != nil {
+			return false
+		}
+		for _, e := range ents {
+			if fi, err := e.Info(); err != nil || fi.Size() != 0 {
+				return false
+			}
+		}
+		return true
+	})
+	found := false
+	ents, _ := os.ReadDir(filepath.Join(opts.Dir, freeDir))
+	for _, e := range ents {
+		var st unix.Stat_t
+		if unix.Stat(filepath.Join(opts.Dir, freeDir, e.Name()), &st) == nil && st.Ino == rst.Ino {
+			found = true
+		}
+	}
+	if !found {
+		t.Error("the purged record's file is not in the pool")
+	}
+	if ents, _ := os.ReadDir(filepath.Join(opts.Dir, docsDir)); len(ents) != 0 {
+		t.Errorf("%d documents left after purge", len(ents))
 	}
 }

@@ -38,6 +38,9 @@ type docRecord struct {
 	Format string
 	Bytes  int64
 	Pages  int // 0 if unknown
+	// Uncounted: the pages are not counted yet (countPages). A record
+	// written before they were is counted again after a crash.
+	Uncounted bool `json:",omitempty"`
 }
 
 // writeFileSync writes data to path through a temporary file that is
