@@ -98,6 +98,23 @@ func (s *Server) setOwnerMode(d *parentDir, name string, a *sattr, mode uint32, 
 }
 
 // undo removes a half-made object after a failure.
+// finishCreate gives the object just made as name in d its owner and
+// mode (removing it again if that fails) and writes the CREATE-style
+// result: the new handle and attributes, or the failure with d's wcc.
+func (s *Server) finishCreate(w *oncrpc.Writer, d *parentDir, o obj, pre *unix.Stat_t, name string,
+	a *sattr, mode uint32, setMode, dir bool) oncrpc.AcceptStat {
+	if err := s.setOwnerMode(d, name, a, mode, setMode); err != nil {
+		undo(d, name, dir)
+		return s.createFail(w, o, pre, statusOf(err))
+	}
+	st, err := fstatat(d.f(), name)
+	if err != nil {
+		return s.createFail(w, o, pre, statusOf(err))
+	}
+	_, res := s.created(w, d, name, st, nil)
+	return res
+}
+
 func undo(d *parentDir, name string, dir bool) {
 	flags := 0
 	if dir {
@@ -128,16 +145,7 @@ func (s *Server) mkdir(c *oncrpc.Call, w *oncrpc.Writer) oncrpc.AcceptStat {
 	if err := unix.Mkdirat(fdOf(d.f()), name, 0o700); err != nil {
 		return s.createFail(w, o, pre, statusOf(err))
 	}
-	if err := s.setOwnerMode(d, name, &a, mode, true); err != nil {
-		undo(d, name, true)
-		return s.createFail(w, o, pre, statusOf(err))
-	}
-	st, err := fstatat(d.f(), name)
-	if err != nil {
-		return s.createFail(w, o, pre, statusOf(err))
-	}
-	_, res := s.created(w, d, name, st, nil)
-	return res
+	return s.finishCreate(w, d, o, pre, name, &a, mode, true, true)
 }
 
 func (s *Server) symlink(c *oncrpc.Call, w *oncrpc.Writer) oncrpc.AcceptStat {
@@ -165,16 +173,7 @@ func (s *Server) symlink(c *oncrpc.Call, w *oncrpc.Writer) oncrpc.AcceptStat {
 		return s.createFail(w, o, pre, statusOf(err))
 	}
 	a.setMode = false // symlinks have no mode of their own on Linux
-	if err := s.setOwnerMode(d, name, &a, 0, false); err != nil {
-		undo(d, name, false)
-		return s.createFail(w, o, pre, statusOf(err))
-	}
-	st, err := fstatat(d.f(), name)
-	if err != nil {
-		return s.createFail(w, o, pre, statusOf(err))
-	}
-	_, res := s.created(w, d, name, st, nil)
-	return res
+	return s.finishCreate(w, d, o, pre, name, &a, 0, false, false)
 }
 
 func containsNUL(s string) bool {
@@ -226,16 +225,7 @@ func (s *Server) mknod(c *oncrpc.Call, w *oncrpc.Writer) oncrpc.AcceptStat {
 	if err := unix.Mknodat(fdOf(d.f()), name, ifmt|0o600, 0); err != nil {
 		return s.createFail(w, o, pre, statusOf(err))
 	}
-	if err := s.setOwnerMode(d, name, &a, mode, true); err != nil {
-		undo(d, name, false)
-		return s.createFail(w, o, pre, statusOf(err))
-	}
-	st, err := fstatat(d.f(), name)
-	if err != nil {
-		return s.createFail(w, o, pre, statusOf(err))
-	}
-	_, res := s.created(w, d, name, st, nil)
-	return res
+	return s.finishCreate(w, d, o, pre, name, &a, mode, true, false)
 }
 
 func (s *Server) link(c *oncrpc.Call, w *oncrpc.Writer) oncrpc.AcceptStat {
