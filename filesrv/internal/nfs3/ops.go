@@ -539,14 +539,8 @@ func (s *Server) write(c *oncrpc.Call, w *oncrpc.Writer) oncrpc.AcceptStat {
 		putWcc(w, nil, nil, nil)
 		return oncrpc.Success
 	}
-	ent, pre, err := s.open(o, true)
-	if err != nil {
-		stat := statusOf(err)
-		if errors.Is(err, errWrongType) {
-			stat = wrongType(pre)
-		}
-		w.Uint32(stat)
-		putWcc(w, o.e, pre, pre)
+	ent, pre, ok := s.openWcc(w, o, true)
+	if !ok {
 		return oncrpc.Success
 	}
 	defer s.files.release(ent)
@@ -586,6 +580,22 @@ func (s *Server) write(c *oncrpc.Call, w *oncrpc.Writer) oncrpc.AcceptStat {
 	return oncrpc.Success
 }
 
+// openWcc opens o's file for WRITE or COMMIT. On failure it writes the
+// status and wcc_data and returns false.
+func (s *Server) openWcc(w *oncrpc.Writer, o obj, write bool) (*fdEntry, *unix.Stat_t, bool) {
+	ent, pre, err := s.open(o, write)
+	if err != nil {
+		stat := statusOf(err)
+		if errors.Is(err, errWrongType) {
+			stat = wrongType(pre)
+		}
+		w.Uint32(stat)
+		putWcc(w, o.e, pre, pre)
+		return nil, nil, false
+	}
+	return ent, pre, true
+}
+
 func (s *Server) commit(c *oncrpc.Call, w *oncrpc.Writer) oncrpc.AcceptStat {
 	r := oncrpc.NewReader(c.Args)
 	h := r.Opaque(fhMax)
@@ -600,14 +610,8 @@ func (s *Server) commit(c *oncrpc.Call, w *oncrpc.Writer) oncrpc.AcceptStat {
 		putWcc(w, nil, nil, nil)
 		return oncrpc.Success
 	}
-	ent, pre, err := s.open(o, false)
-	if err != nil {
-		stat := statusOf(err)
-		if errors.Is(err, errWrongType) {
-			stat = wrongType(pre)
-		}
-		w.Uint32(stat)
-		putWcc(w, o.e, pre, pre)
+	ent, pre, ok := s.openWcc(w, o, false)
+	if !ok {
 		return oncrpc.Success
 	}
 	defer s.files.release(ent)
