@@ -34,6 +34,20 @@ func NeedTool(t testing.TB, name string) string {
 	return ""
 }
 
+// NeedRoot skips a test that needs root (why says for what) on a
+// developer's machine, and fails it when CI is set: .ci/run runs as root,
+// so a skip there would hide a test that never ran.
+func NeedRoot(t testing.TB, why string) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("this test needs root (%s) and CI is set", why)
+	}
+	t.Skipf("needs root: %s", why)
+}
+
 // NeedShared returns the absolute path of rel, a file or folder in the
 // ../shared material beside the project (sample documents, test rigs),
 // given from the repository's root. Tests name it from their package

@@ -11,6 +11,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"example.com/appliance/filesrv/internal/oncrpc"
+
+	"example.com/appliance/shared/nettest"
 )
 
 func statOf(t *testing.T, p string) *syscall.Stat_t {
@@ -707,9 +709,7 @@ func TestReadOnlyExport(t *testing.T) {
 }
 
 func TestIdentity(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to own files as other users")
-	}
+	nettest.NeedRoot(t, "to own files as other users")
 	v := newEnv(t)
 	secret := filepath.Join(v.dir, "secret")
 	if err := os.WriteFile(secret, []byte("root only"), 0o600); err != nil {

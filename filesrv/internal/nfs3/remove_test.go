@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"example.com/appliance/filesrv/internal/oncrpc"
+
+	"example.com/appliance/shared/nettest"
 )
 
 func renameArgs(from []byte, fname string, to []byte, tname string) func(*oncrpc.Writer) {
@@ -146,9 +148,7 @@ func TestRemoveRenameForwarded(t *testing.T) {
 }
 
 func TestIdentityRemove(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to own files as other users")
-	}
+	nettest.NeedRoot(t, "to own files as other users")
 	fwd := &fakeForwarder{}
 	v := newEnv(t, withForwarder(fwd))
 	for _, d := range []string{"rootdir", "sticky"} {

@@ -80,9 +80,7 @@ exit 0
 // are taken in a network namespace of the test's own; QEMU's slirp runs in
 // it too, so the guest's 10.0.2.2 is the namespace's 127.0.0.1.
 func TestStandardPorts(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: binds ports 111 and 2049 in a network namespace of its own (unshare --net)")
-	}
+	nettest.NeedRoot(t, "binds ports 111 and 2049 in a network namespace of its own (unshare --net)")
 	unshare := nettest.NeedTool(t, "unshare")
 	nettest.NeedTool(t, "ip")
 	bash := nettest.NeedTool(t, "bash")
