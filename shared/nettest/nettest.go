@@ -34,6 +34,22 @@ func NeedTool(t testing.TB, name string) string {
 	return ""
 }
 
+// Eventually waits until cond holds, checking it every few milliseconds,
+// for what a test cannot wait for directly (a server's own bookkeeping);
+// after 20 s it fails the test, naming what it waited for.
+func Eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up after 20s waiting for %s", what)
+		}
+		<-tick.C
+	}
+}
+
 // NeedRoot skips a test that needs root (why says for what) on a
 // developer's machine, and fails it when CI is set: .ci/run runs as root,
 // so a skip there would hide a test that never ran.

@@ -210,18 +210,3 @@ func inode(t testing.TB, path string) uint64 {
 	}
 	return fileIno(fi)
 }
-
-// eventually waits until cond holds, checking it every few milliseconds,
-// for what cannot be waited for directly (a log line of Main).
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	tick := time.NewTicker(2 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up after 10s waiting for %s", what)
-		}
-		<-tick.C
-	}
-}

@@ -56,7 +56,7 @@ func TestMainRunsAndStops(t *testing.T) {
 		done <- server.Main([]string{"-listen", "tcp/127.0.0.1:0", "-portmap", "none", "-admin", "none",
 			"-state-dir", filepath.Join(dir, "state"), "-export", "/data=" + filepath.Join(dir, "data")}, &stderr, sig)
 	}()
-	eventually(t, "ready", func() bool { return strings.Contains(stderr.String(), "msg=ready") })
+	nettest.Eventually(t, "ready", func() bool { return strings.Contains(stderr.String(), "msg=ready") })
 	if _, err := os.Stat(filepath.Join(dir, "data")); err != nil {
 		t.Errorf("export folder not created: %v", err)
 	}

@@ -99,26 +99,12 @@ func (ts *testService) uri(path string) string { return "ipp://" + ts.Addr + pat
 func (ts *testService) waitJob(t testing.TB, id int, what string, cond func(spool.Job) bool) spool.Job {
 	t.Helper()
 	var j spool.Job
-	eventually(t, what, func() bool {
+	nettest.Eventually(t, what, func() bool {
 		var ok bool
 		j, ok = ts.Spool().Job(id)
 		return ok && cond(j)
 	})
 	return j
-}
-
-// eventually waits until cond holds, checking every few milliseconds.
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	tick := time.NewTicker(2 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up after 20s waiting for %s", what)
-		}
-		<-tick.C
-	}
 }
 
 // cupsEnv is the environment for the CUPS command-line tools: a home of

@@ -53,7 +53,7 @@ func TestMainExitCodes(t *testing.T) {
 	go func() {
 		done <- server.Main([]string{"-listen", "tcp/127.0.0.1:0", "-admin", "none", "-state-dir", filepath.Join(dir, "state")}, stderr, sig)
 	}()
-	eventually(t, "printsrv to be ready", func() bool { return strings.Contains(stderr.String(), "msg=ready") })
+	nettest.Eventually(t, "printsrv to be ready", func() bool { return strings.Contains(stderr.String(), "msg=ready") })
 	sig <- syscall.SIGTERM
 	if code := <-done; code != daemon.ExitOK {
 		t.Fatalf("exit %d after SIGTERM; stderr:\n%s", code, stderr.String())

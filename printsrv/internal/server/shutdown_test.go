@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/OpenPrinting/goipp"
+
+	"example.com/appliance/shared/nettest"
 )
 
 // TestShutdownInFlight: a Print-Job whose document is still arriving when
@@ -43,7 +45,7 @@ func TestShutdownInFlight(t *testing.T) {
 	}()
 	pw.Write(msg)
 	pw.Write([]byte("first half of the document\n"))
-	eventually(t, "the request to be in flight", func() bool { return ts.gauge(t, "printsrv_ipp_requests_in_flight") == 1 })
+	nettest.Eventually(t, "the request to be in flight", func() bool { return ts.gauge(t, "printsrv_ipp_requests_in_flight") == 1 })
 
 	shut := make(chan error, 1)
 	go func() {
@@ -52,7 +54,7 @@ func TestShutdownInFlight(t *testing.T) {
 		shut <- ts.Shutdown(ctx)
 	}()
 	// New connections are refused once the listener is closed.
-	eventually(t, "the listener to close", func() bool {
+	nettest.Eventually(t, "the listener to close", func() bool {
 		c, err := net.Dial("tcp", ts.Addr)
 		if err == nil {
 			c.Close()
@@ -87,7 +89,7 @@ func TestShutdownGraceOver(t *testing.T) {
 	fmt.Fprintf(c, "POST /printers/office HTTP/1.1\r\nHost: x\r\nContent-Type: application/ipp\r\nContent-Length: %d\r\n\r\n", len(msg)+1000)
 	c.Write(msg)
 	c.Write([]byte("only part of it"))
-	eventually(t, "the request to be in flight", func() bool { return ts.gauge(t, "printsrv_ipp_requests_in_flight") == 1 })
+	nettest.Eventually(t, "the request to be in flight", func() bool { return ts.gauge(t, "printsrv_ipp_requests_in_flight") == 1 })
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	if err := ts.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
@@ -139,7 +141,7 @@ pages_per_minute = 1
 				t.Logf("printsrv log:\n%s", log.String())
 			}
 		})
-		eventually(t, "printsrv to listen", func() bool {
+		nettest.Eventually(t, "printsrv to listen", func() bool {
 			c, err := net.Dial("tcp", addr)
 			if err == nil {
 				c.Close()

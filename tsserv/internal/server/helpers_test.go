@@ -187,21 +187,6 @@ func sockDir(t testing.TB) string {
 	return dir
 }
 
-// eventually waits until cond holds, checking it every few milliseconds,
-// for what cannot be waited for directly (the server's own bookkeeping).
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	tick := time.NewTicker(2 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up after 10s waiting for %s", what)
-		}
-		<-tick.C
-	}
-}
-
 // The reply formats, as regular expressions for the "[<time>] " prefix.
 var stampRE = map[string]string{
 	// C's ctime and Python's time.ctime(): "Wed Nov 25 11:56:10 2026", day padded with a space.

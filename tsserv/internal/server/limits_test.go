@@ -18,6 +18,8 @@ import (
 
 	"example.com/appliance/shared/config"
 	"example.com/appliance/tsserv/internal/server"
+
+	"example.com/appliance/shared/nettest"
 )
 
 func TestMessageTooLong(t *testing.T) {
@@ -156,7 +158,7 @@ func TestOversizeDatagramDropped(t *testing.T) {
 				t.Fatal(err)
 			}
 			checkReply(t, "ctime", exchange("short"), "short")
-			eventually(t, "the oversize datagram counted", func() bool {
+			nettest.Eventually(t, "the oversize datagram counted", func() bool {
 				return ts.metric(t, "tsserv_messages_rejected_total", tr.network) == 1
 			})
 			at := strings.Repeat("m", max)
@@ -191,7 +193,7 @@ func TestWriteTimeout(t *testing.T) {
 			if !isClosed(err) {
 				t.Fatalf("write: %v; want the server to have closed the connection", err)
 			}
-			eventually(t, "no active connections", func() bool { return srv.ActiveConns() == 0 })
+			nettest.Eventually(t, "no active connections", func() bool { return srv.ActiveConns() == 0 })
 			if got := ts.metric(t, "tsserv_connections_active", tr.network); got != 0 {
 				t.Errorf("tsserv_connections_active{transport=%q} = %v, want 0", tr.network, got)
 			}
@@ -265,7 +267,7 @@ func TestMaxConns(t *testing.T) {
 	// The served clients were not disturbed; a place frees when one leaves.
 	roundTrip(t, b, rb, "b again")
 	a.Close()
-	eventually(t, "one active connection", func() bool { return srv.ActiveConns() == 1 })
+	nettest.Eventually(t, "one active connection", func() bool { return srv.ActiveConns() == 1 })
 	c := dial(t, "tcp", ts.TCP4)
 	roundTrip(t, c, bufio.NewReader(c), "c")
 	refused("tcp", ts.TCP4)
@@ -322,7 +324,7 @@ func TestManyClients(t *testing.T) {
 	default:
 	}
 	// Every client is connected and being served before any of them talks.
-	eventually(t, fmt.Sprint(clients, " active connections"), func() bool { return srv.ActiveConns() == clients })
+	nettest.Eventually(t, fmt.Sprint(clients, " active connections"), func() bool { return srv.ActiveConns() == clients })
 
 	start := make(chan struct{})
 	for i, c := range conns {
