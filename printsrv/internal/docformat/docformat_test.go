@@ -5,16 +5,15 @@ import (
 	"compress/gzip"
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
+	"example.com/appliance/printsrv/internal/docformat/docformattest"
 	"example.com/appliance/shared/nettest"
 )
 
@@ -26,33 +25,6 @@ func TestMain(m *testing.M) {
 func samples(t testing.TB) string {
 	t.Helper()
 	return nettest.NeedShared(t, "ipptool")
-}
-
-// makePDF returns a small valid PDF of n pages with a correct xref table.
-func makePDF(n int) []byte {
-	var b bytes.Buffer
-	var offs []int
-	obj := func(body string) {
-		offs = append(offs, b.Len())
-		fmt.Fprintf(&b, "%d 0 obj\n%s\nendobj\n", len(offs), body)
-	}
-	b.WriteString("%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
-	obj("<< /Type /Catalog /Pages 2 0 R >>")
-	kids := make([]string, n)
-	for i := range kids {
-		kids[i] = fmt.Sprintf("%d 0 R", i+3)
-	}
-	obj(fmt.Sprintf("<< /Type /Pages /Kids [%s] /Count %d >>", strings.Join(kids, " "), n))
-	for range n {
-		obj("<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] >>")
-	}
-	xref := b.Len()
-	fmt.Fprintf(&b, "xref\n0 %d\n0000000000 65535 f \n", len(offs)+1)
-	for _, o := range offs {
-		fmt.Fprintf(&b, "%010d 00000 n \n", o)
-	}
-	fmt.Fprintf(&b, "trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n", len(offs)+1, xref)
-	return b.Bytes()
 }
 
 // pwgPage is one page for makePWG: its size and how its lines are coded.
@@ -156,8 +128,8 @@ func pageCases() []struct {
 		doc    []byte
 		want   int
 	}{
-		{"pdf 1 page", PDF, makePDF(1), 1},
-		{"pdf 7 pages", PDF, makePDF(7), 7},
+		{"pdf 1 page", PDF, docformattest.PDF(1), 1},
+		{"pdf 7 pages", PDF, docformattest.PDF(7), 7},
 		{"ps pages comment", PostScript, []byte("%!PS-Adobe-3.0\n%%Pages: 3\n%%EndComments\n%%Page: 1 1\nshowpage\n"), 3},
 		{"ps pages atend", PostScript, []byte("%!PS-Adobe-3.0\r\n%%Pages: (atend)\r\n%%Page: 1 1\r\n%%Page: 2 2\r\n%%Trailer\r\n%%Pages: 2\r\n%%EOF\r\n"), 2},
 		{"ps page lines", PostScript, []byte("%!PS\n%%Page: 1 1\nshowpage\n%%Page: 2 2\nshowpage\n%%Page: 3 3\nshowpage\n"), 3},
@@ -227,7 +199,7 @@ func TestPagesErrors(t *testing.T) {
 // TestPDFFallback checks the scan used when pdfcpu cannot read a PDF:
 // here its xref table points nowhere.
 func TestPDFFallback(t *testing.T) {
-	doc := makePDF(4)
+	doc := docformattest.PDF(4)
 	i := bytes.Index(doc, []byte("startxref\n"))
 	broken := append(bytes.Clone(doc[:i]), "startxref\n999999\n%%EOF\n"...)
 	tests := []struct {
@@ -342,7 +314,7 @@ func FuzzPages(f *testing.F) {
 // TestPDFCPU checks the pdfcpu reader itself.
 func TestPDFCPU(t *testing.T) {
 	for _, n := range []int{1, 7} {
-		doc := makePDF(n)
+		doc := docformattest.PDF(n)
 		got, err := pdfcpuPages(bytes.NewReader(doc))
 		if err != nil || got != n {
 			t.Errorf("pdfcpuPages = %d, %v; want %d", got, err, n)

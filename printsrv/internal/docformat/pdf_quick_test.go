@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"example.com/appliance/printsrv/internal/docformat/docformattest"
 )
 
 // TestQuickPDFPages checks that the quick path agrees with pdfcpu where it
@@ -13,7 +15,7 @@ import (
 func TestQuickPDFPages(t *testing.T) {
 	docs := map[string][]byte{}
 	for _, n := range []int{1, 2, 7, 40, 400} {
-		docs[fmt.Sprintf("made %d pages", n)] = makePDF(n)
+		docs[fmt.Sprintf("made %d pages", n)] = docformattest.PDF(n)
 	}
 	dir := samples(t)
 	for _, f := range []string{"document-a4.pdf", "document-letter.pdf", "onepage-a4.pdf", "onepage-letter.pdf", "testfile.pdf"} {
@@ -31,7 +33,7 @@ func TestQuickPDFPages(t *testing.T) {
 		}
 	}
 
-	doc := makePDF(3)
+	doc := docformattest.PDF(3)
 	edit := func(old, new string) []byte { return bytes.Replace(bytes.Clone(doc), []byte(old), []byte(new), 1) }
 	for name, bad := range map[string][]byte{
 		"incremental update": edit("/Root 1 0 R", "/Root 1 0 R /Prev 9"),

@@ -5,6 +5,8 @@ import (
 	"context"
 	"os"
 	"testing"
+
+	"example.com/appliance/printsrv/internal/docformat/docformattest"
 )
 
 // BenchmarkSubmitSerial is BenchmarkSubmit with a single submitter: each
@@ -28,7 +30,7 @@ func BenchmarkSubmitSerial(b *testing.B) {
 	if err := s.Pause("p"); err != nil {
 		b.Fatal(err)
 	}
-	pdf := makePDF(2)
+	pdf := docformattest.PDF(2)
 	b.SetBytes(int64(len(pdf)))
 	b.ResetTimer()
 	for b.Loop() {

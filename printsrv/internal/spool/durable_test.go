@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+
+	"example.com/appliance/printsrv/internal/docformat/docformattest"
 )
 
 // crashDirEnv tells the test binary, run again as a child, to be the
@@ -209,7 +211,7 @@ func BenchmarkSubmit(b *testing.B) {
 	if err := s.Pause("p"); err != nil {
 		b.Fatal(err)
 	}
-	pdf := makePDF(2)
+	pdf := docformattest.PDF(2)
 	b.SetBytes(int64(len(pdf)))
 	b.SetParallelism(8)
 	b.ResetTimer()
@@ -277,7 +279,7 @@ func BenchmarkFsyncBaseline(b *testing.B) {
 		}
 		b.Cleanup(func() { _ = os.RemoveAll(dir) })
 	}
-	pdf := makePDF(2)
+	pdf := docformattest.PDF(2)
 	var n atomic.Int64
 	b.SetParallelism(8)
 	b.ResetTimer()

@@ -17,6 +17,8 @@ import (
 
 	"example.com/appliance/shared/nettest"
 	"golang.org/x/sys/unix"
+
+	"example.com/appliance/printsrv/internal/docformat/docformattest"
 )
 
 // TestStateMachine drives jobs through the operations on a paused
@@ -203,7 +205,7 @@ func TestPrint(t *testing.T) {
 	opts.Printers = append(opts.Printers, PrinterConfig{Name: "q", Tray: filepath.Join(opts.Dir, "out-q")})
 	s := open(t, opts)
 	ctx := context.Background()
-	pdf := makePDF(3)
+	pdf := docformattest.PDF(3)
 
 	j1 := submit(t, s, JobSpec{Name: "report", User: "ann", Copies: 2}, pdf, "application/octet-stream")
 	if !slices.Equal(j1.Formats, []string{"application/pdf"}) || j1.Impressions != 6 || j1.Bytes != int64(len(pdf)) {
@@ -706,7 +708,7 @@ func TestDeferredPageCount(t *testing.T) {
 	if err := s.Pause("p"); err != nil {
 		t.Fatal(err)
 	}
-	pdf := append(makePDF(3), "startxref\n0\n%%EOF\n"...)
+	pdf := append(docformattest.PDF(3), "startxref\n0\n%%EOF\n"...)
 	j := submit(t, s, JobSpec{Copies: 2}, pdf, "application/octet-stream")
 	if j.Impressions != 0 {
 		t.Errorf("impressions %d before counting, want 0", j.Impressions)
