@@ -70,7 +70,11 @@ func (s *Spool) createFile(path string, flag int, excl bool) (*os.File, error) {
 			err = unix.Rename(src, path)
 		}
 		if err == nil {
-			f, err := os.OpenFile(path, flag|os.O_TRUNC, 0o600)
+			// No O_TRUNC: pool files are empty, and truncating
+			// one makes ext4 write it back at close (auto_da_alloc),
+			// one file at a time in the submitter's path, instead of
+			// with the batch's sync.
+			f, err := os.OpenFile(path, flag, 0o600)
 			if err != nil {
 				_ = os.Remove(path)
 				return nil, fmt.Errorf("create %q: %w", path, err)
@@ -221,10 +225,35 @@ func (s *Spool) takeRetired() []string {
 func (s *Spool) recycle(names []string) {
 	for _, name := range names {
 		path := filepath.Join(s.dir, freeDir, name)
-		if len(s.pool) >= poolCap || os.Truncate(path, 0) != nil || !s.offer(name) {
+		if len(s.pool) >= poolCap || emptyFile(path) != nil || !s.offer(name) {
 			_ = os.Remove(path)
 		}
 	}
+}
+
+// emptyFile truncates the file at path to zero bytes, unless another name
+// links to it (a document delivered to a tray as a hard link): such a
+// file is refused, so that the pool never empties a tray's document. It
+// truncates through a descriptor it then closes, which clears the mark
+// ext4 sets on a truncated inode to write it back at its next close
+// (auto_da_alloc): the job that reuses the file would pay for it.
+func emptyFile(path string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return err
+	}
+	if st.Nlink != 1 || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return fmt.Errorf("%q: %d links", path, st.Nlink)
+	}
+	if st.Size == 0 {
+		return nil
+	}
+	return f.Truncate(0)
 }
 
 // resetPool creates the pool's folder and gives the files a previous run
@@ -249,7 +278,7 @@ func (s *Spool) resetPool() error {
 		n, nerr := strconv.ParseInt(name, 10, 64)
 		var st unix.Stat_t
 		if nerr == nil && n > 0 && e.Type().IsRegular() && len(s.pool) < poolCap &&
-			unix.Lstat(path, &st) == nil && st.Nlink == 1 && (st.Size == 0 || os.Truncate(path, 0) == nil) {
+			unix.Lstat(path, &st) == nil && st.Nlink == 1 && (st.Size == 0 || emptyFile(path) == nil) {
 			s.pool <- name
 			seq = max(seq, n)
 			continue

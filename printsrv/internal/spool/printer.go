@@ -3,6 +3,7 @@ package spool
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -10,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"example.com/appliance/printsrv/internal/docformat"
 )
@@ -311,8 +314,19 @@ func isTrayTemp(name string) bool {
 	return strings.HasPrefix(name, ".job-") && strings.HasSuffix(name, tmpSuffix)
 }
 
-// deliver copies a printed document into the tray, atomically.
+// deliver puts a printed document into the tray, atomically. A tray on
+// the spool's filesystem gets a hard link to the spooled document, which
+// the spool never writes again once received: no copy, and no new inode
+// (inode allocation is the dearest step of a job on ext4, see pool.go).
+// The pool refuses files with more than one link (emptyFile), so purging
+// the job later leaves the tray's name intact. Elsewhere it is copied.
 func (s *Spool) deliver(p *printer, j *job, n int, d docRecord) error {
+	if p.trayFS == nil {
+		err := linkTrayFile(p.cfg.Tray, trayName(j.ID, n, d.Format), s.docPath(d.File))
+		if !errors.Is(err, errNoLink) {
+			return err
+		}
+	}
 	src, err := os.Open(s.docPath(d.File))
 	if err != nil {
 		return fmt.Errorf("open document: %w", err)
@@ -379,6 +393,32 @@ func (s *Spool) writeTrayRecord(p *printer, j Job) error {
 		_, err := w.Write(data)
 		return err
 	})
+}
+
+// errNoLink says the filesystem cannot link the document into the tray.
+var errNoLink = errors.New("no hard links here")
+
+// linkTrayFile links the file src into tray as name, through a hidden
+// temporary name renamed over name (a reprint after a crash replaces the
+// earlier output). It makes the document readable like a copied one;
+// the spool folder keeps it private on the spool's side.
+func linkTrayFile(tray, name, src string) error {
+	tmp := filepath.Join(tray, "."+name+tmpSuffix)
+	if err := os.Chmod(src, 0o644); err != nil {
+		return fmt.Errorf("link %q to tray: %w", name, err)
+	}
+	_ = os.Remove(tmp)
+	if err := os.Link(src, tmp); err != nil {
+		if errors.Is(err, unix.EXDEV) || errors.Is(err, unix.EPERM) || errors.Is(err, unix.EMLINK) || errors.Is(err, unix.ENOTSUP) {
+			return errNoLink
+		}
+		return fmt.Errorf("link %q to tray: %w", name, err)
+	}
+	if err := os.Rename(tmp, filepath.Join(tray, name)); err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("link %q to tray: %w", name, err)
+	}
+	return nil
 }
 
 // writeTrayFile writes name in tray through a hidden temporary file that

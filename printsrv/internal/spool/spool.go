@@ -19,7 +19,9 @@
 // of a printed job, job-<id>-<n>.<ext> for the next ones, and
 // job-<id>.json describing the job, each written atomically (a reader
 // never sees a part) and made durable by the sync that records the job's
-// end.
+// end. A tray on the spool's filesystem gets each document as a hard
+// link to the spooled file (mode 0644), not a copy; purging the job
+// removes only the spool's name.
 package spool
 
 import (

@@ -776,3 +776,51 @@ func TestPurgeRecycles(t *testing.T) {
 		t.Errorf("%d documents left after purge", len(ents))
 	}
 }
+
+// TestPurgeKeepsTrayOutput checks that a document delivered to a tray on
+// the spool's filesystem is a hard link to the spooled one (no copy), and
+// that purging the job, which recycles its files into the pool, and
+// reopening the spool leave the tray's document whole.
+func TestPurgeKeepsTrayOutput(t *testing.T) {
+	opts := testOptions(t)
+	opts.History = time.Minute
+	clk := newClock()
+	opts.Now = clk.Now
+	s := open(t, opts)
+	doc := psDoc(2)
+	j := submit(t, s, JobSpec{}, doc, "")
+	waitState(t, s, j.ID, Completed)
+	out := filepath.Join(opts.Printers[0].Tray, "job-"+itoa(j.ID)+".ps")
+	var st unix.Stat_t
+	if err := unix.Stat(out, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Nlink != 2 || st.Mode&0o777 != 0o644 {
+		t.Errorf("tray document: %d links, mode %o; want a hard link to the spooled document, mode 644", st.Nlink, st.Mode&0o777)
+	}
+	clk.Add(2 * time.Minute)
+	if n := s.Purge(); n != 1 {
+		t.Fatalf("purged %d jobs", n)
+	}
+	waitFor(t, "the purged files leave the pool's retired list", func() bool {
+		if err := s.commit(); err != nil { // recycles what the purge retired
+			t.Fatal(err)
+		}
+		s.retireMu.Lock()
+		defer s.retireMu.Unlock()
+		return len(s.retired) == 0
+	})
+	if got := readFile(t, out); !bytes.Equal(got, doc) {
+		t.Fatalf("tray document after purge: %d bytes, want %d", len(got), len(doc))
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, opts)
+	if got := readFile(t, out); !bytes.Equal(got, doc) {
+		t.Fatalf("tray document after reopening: %d bytes, want %d", len(got), len(doc))
+	}
+	if err := unix.Stat(out, &st); err != nil || st.Nlink != 1 {
+		t.Errorf("tray document after purge: %d links (%v), want 1", st.Nlink, err)
+	}
+}
