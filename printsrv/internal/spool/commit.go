@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -16,7 +17,11 @@ import (
 // it was busy as one batch and makes the whole batch durable with one
 // syncfs(2) of the spool's filesystem, then wakes the batch's waiters.
 // One submitter thus pays one sync per job instead of three, and
-// concurrent submitters share one.
+// concurrent submitters share one. Requests nobody waits for (a printed
+// job's end, a purge) are lazy: they ride along with the next sync that
+// somebody waits for, or get one of their own lazyDelay later, so that
+// an instant printer does not put a second sync in front of every
+// submitter.
 //
 // Why syncfs covers everything a waiter did before asking: syncfs runs
 // sync_filesystem, which writes back every dirty inode and page of the
@@ -65,7 +70,14 @@ type commitReq struct {
 	done  chan error
 	after func(error)
 	extra *os.File // another filesystem to sync too, or nil
+	lazy  bool     // may wait up to lazyDelay for another request's sync
 }
+
+// lazyDelay is how long a lazy request (a printed job's end, a purge's
+// recycling) waits for a sync that someone waits for. An instant printer
+// finishes a job right after each acknowledgement; a sync of its own
+// would make the next submitter wait for two syncs instead of one.
+const lazyDelay = 100 * time.Millisecond
 
 // testSyncHook, when set by a test before Open, replaces each batch's
 // sync: fault injection.
@@ -82,21 +94,52 @@ func (s *Spool) commit() error {
 }
 
 // commitAsync asks for a sync without waiting for it; after runs in the
-// committer once the sync is over, with its result.
+// committer once the sync is over, with its result. The sync is lazy: it
+// is the next one anybody waits for, or one lazyDelay later at most.
 func (s *Spool) commitAsync(extra *os.File, after func(error)) {
-	s.commits <- commitReq{after: after, extra: extra}
+	s.commits <- commitReq{after: after, extra: extra, lazy: true}
 }
 
 // committer serves commit requests in batches until the channel closes.
 func (s *Spool) committer() {
 	defer close(s.done)
-	for req := range s.commits {
-		batch := []commitReq{req}
-	more:
-		for {
+	var (
+		batch []commitReq
+		timer = time.NewTimer(time.Hour)
+		open  = true
+	)
+	timer.Stop()
+	for open {
+		// Collect a batch: wait for a request; lazy ones wait for an
+		// eager one, the delay, or the end, whichever comes first.
+		eager := false
+		for !eager && open {
+			var deadline <-chan time.Time
+			if len(batch) > 0 {
+				deadline = timer.C
+			}
 			select {
 			case r, ok := <-s.commits:
 				if !ok {
+					open = false
+					break
+				}
+				if len(batch) == 0 {
+					timer.Reset(lazyDelay)
+				}
+				batch = append(batch, r)
+				eager = !r.lazy
+			case <-deadline:
+				eager = true
+			}
+		}
+		timer.Stop()
+	more:
+		for open {
+			select {
+			case r, ok := <-s.commits:
+				if !ok {
+					open = false
 					break more
 				}
 				batch = append(batch, r)
@@ -104,23 +147,32 @@ func (s *Spool) committer() {
 				break more
 			}
 		}
-		if s.batchHook != nil {
-			s.batchHook(len(batch))
+		if len(batch) == 0 {
+			continue
 		}
-		retired := s.takeRetired()
-		err := s.syncBatch(batch)
-		if err != nil {
-			s.log.Error("spool commit", "err", err)
-		} else {
-			s.recycle(retired)
+		s.runBatch(batch)
+		batch = nil
+	}
+}
+
+// runBatch makes one batch durable and tells its requests.
+func (s *Spool) runBatch(batch []commitReq) {
+	if s.batchHook != nil {
+		s.batchHook(len(batch))
+	}
+	retired := s.takeRetired()
+	err := s.syncBatch(batch)
+	if err != nil {
+		s.log.Error("spool commit", "err", err)
+	} else {
+		s.recycle(retired)
+	}
+	for _, r := range batch {
+		if r.done != nil {
+			r.done <- err
 		}
-		for _, r := range batch {
-			if r.done != nil {
-				r.done <- err
-			}
-			if r.after != nil {
-				r.after(err)
-			}
+		if r.after != nil {
+			r.after(err)
 		}
 	}
 }

@@ -254,3 +254,51 @@ func TestRecycle(t *testing.T) {
 		t.Error("the old record's file is not in the pool")
 	}
 }
+
+// TestLazyCommit checks the two ways a lazy request (a printed job's
+// end) reaches the disk: with the next sync somebody waits for, in the
+// same batch, or on its own after lazyDelay when nobody asks.
+func TestLazyCommit(t *testing.T) {
+	batches := make(chan int, 16)
+	testBatchHook = func(n int) { batches <- n }
+	defer func() { testBatchHook = nil }()
+	s := open(t, testOptions(t))
+	if err := s.Pause("p"); err != nil {
+		t.Fatal(err)
+	}
+	// Whatever Open and Pause committed is counted before this returns.
+	if err := s.commit(); err != nil {
+		t.Fatal(err)
+	}
+	for len(batches) > 0 {
+		<-batches
+	}
+
+	t.Run("joins an eager sync", func(t *testing.T) {
+		synced := make(chan error, 1)
+		s.commitAsync(nil, func(err error) { synced <- err })
+		if err := s.commit(); err != nil {
+			t.Fatal(err)
+		}
+		if n := <-batches; n != 2 {
+			t.Errorf("batch of %d requests, want the lazy one and the eager one together", n)
+		}
+		if err := <-synced; err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("syncs alone after the delay", func(t *testing.T) {
+		synced := make(chan error, 1)
+		start := time.Now()
+		s.commitAsync(nil, func(err error) { synced <- err })
+		if err := <-synced; err != nil {
+			t.Fatal(err)
+		}
+		if d := time.Since(start); d < lazyDelay {
+			t.Errorf("lazy request synced after %v, before the %v delay", d, lazyDelay)
+		}
+		if n := <-batches; n != 1 {
+			t.Errorf("batch of %d requests, want 1", n)
+		}
+	})
+}
