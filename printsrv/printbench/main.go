@@ -139,6 +139,12 @@ func runMain(ctx context.Context, args []string, stdout io.Writer) error {
 		cand.name = "ippeveprinter-b"
 		defer cand.stop()
 	}
+	null, nullSrv, err := startNullServer()
+	if err != nil {
+		return err
+	}
+	defer nullSrv.stop()
+	ceilingRounds := (c.rounds + 1) / 2
 	r.names = [2]string{cand.name, base.name}
 	targets := [2]*target{cand, base}
 	logf("%s on %s (pid %d), %s on %s (pid %d)", cand.name, cand.host, cand.proc.Pid(), base.name, base.host, base.proc.Pid())
@@ -148,25 +154,28 @@ func runMain(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := writeIpptoolFile(testFile, c.ipptoolJobs, docAbs, c.format); err != nil {
 		return err
 	}
-	row, err := measureRounds(ctx, fmt.Sprintf("ipptool, 1 connection, %d Print-Jobs per run", c.ipptoolJobs), targets, c.rounds,
-		func(t *target) (counts, time.Duration, error) {
-			cn, wall, err := runIpptool(ctx, t, testFile)
-			if got := cn.accepted + cn.busy + cn.failed; err == nil && got < uint64(c.ipptoolJobs) {
-				cn.failed += uint64(c.ipptoolJobs) - got
-				if cn.firstErr == "" {
-					cn.firstErr = "no status in ipptool's output (request failed)"
-				}
+	ipptoolRun := func(t *target) (counts, time.Duration, error) {
+		cn, wall, err := runIpptool(ctx, t, testFile)
+		if got := cn.accepted + cn.busy + cn.failed; err == nil && got < uint64(c.ipptoolJobs) {
+			cn.failed += uint64(c.ipptoolJobs) - got
+			if cn.firstErr == "" {
+				cn.firstErr = "no status in ipptool's output (request failed)"
 			}
-			return cn, wall, err
-		})
+		}
+		return cn, wall, err
+	}
+	row, err := measureRounds(ctx, fmt.Sprintf("ipptool, 1 connection, %d Print-Jobs per run", c.ipptoolJobs), targets, c.rounds, ipptoolRun)
 	if err != nil {
+		return err
+	}
+	if err := measureCeiling(ctx, row, null, ceilingRounds, ipptoolRun); err != nil {
 		return err
 	}
 	r.rows = append(r.rows, row)
 
 	// (a) Go client, 1 and 16 submitters.
 	for _, w := range c.workers {
-		clients := [2]*ippClient{newIPPClient(cand, w), newIPPClient(base, w)}
+		clients := map[*target]*ippClient{cand: newIPPClient(cand, w), base: newIPPClient(base, w), null: newIPPClient(null, w)}
 		// Untimed warm-up: connections up, caches warm.
 		for _, cl := range clients {
 			cl.printJobs(ctx, w, c.slice/4, doc, c.format)
@@ -175,15 +184,15 @@ func runMain(ctx context.Context, args []string, stdout io.Writer) error {
 		if w > 1 {
 			name += "s"
 		}
-		row, err := measureRounds(ctx, name, targets, c.rounds, func(t *target) (counts, time.Duration, error) {
-			cl := clients[1]
-			if t == cand {
-				cl = clients[0]
-			}
+		goRun := func(t *target) (counts, time.Duration, error) {
 			s := time.Now()
-			cn := cl.printJobs(ctx, w, c.slice, doc, c.format)
+			cn := clients[t].printJobs(ctx, w, c.slice, doc, c.format)
 			return cn, time.Since(s), nil
-		})
+		}
+		row, err := measureRounds(ctx, name, targets, c.rounds, goRun)
+		if err == nil {
+			err = measureCeiling(ctx, row, null, ceilingRounds, goRun)
+		}
 		for _, cl := range clients {
 			cl.close()
 		}

@@ -33,9 +33,10 @@ func (r run) rate() float64 {
 // (printsrv), 1 the baseline (ippeveprinter). A server that cannot take
 // part has no runs and a reason.
 type row struct {
-	name string
-	runs [2][]run
-	why  [2]string
+	name    string
+	runs    [2][]run
+	why     [2]string
+	ceiling []float64 // accepted rates of the same client against the null server
 }
 
 // measureRounds runs fn on both servers for the given number of rounds,

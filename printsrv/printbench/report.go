@@ -80,6 +80,10 @@ func (r *report) markdown() string {
 		b.WriteString("\nFailures: " + strings.Join(fails, "; ") + ".\n")
 	}
 
+	if ceil := r.ceilingTable(); ceil != "" {
+		b.WriteString(ceil)
+	}
+
 	if g := r.big; g != nil {
 		b.WriteString("\n| server | document | reply | time | VmHWM after start-up | VmHWM after the job | peak VmRSS sampled |\n")
 		b.WriteString("|---|---|---|--:|--:|--:|--:|\n")
@@ -100,7 +104,11 @@ func (r *report) markdown() string {
 		if lo <= minRateRatio && minRateRatio <= hi && lo < hi {
 			res += " (within noise)"
 		}
-		fmt.Fprintf(&b, "| %s | %.2f× (%.1f vs %.1f jobs/s) | %s |\n", what, cm/bm, cm, bm, res)
+		got := fmt.Sprintf("%.2f× (%.1f vs %.1f jobs/s)", cm/bm, cm, bm)
+		if top := benchkit.Median(ro.ceiling); top > 0 && top/bm < minRateRatio {
+			got += fmt.Sprintf("; this client reaches only %.2f× against the null server (%.1f jobs/s), so no server can meet the target with it on this box", top/bm, top)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s |\n", what, got, res)
 	}
 	what := fmt.Sprintf("%s job: %s VmHWM < %.0f MB", sizeName(r.cfg.bigBytes), cand, maxBigMB)
 	switch g := r.big; {
@@ -112,6 +120,24 @@ func (r *report) markdown() string {
 		fmt.Fprintf(&b, "| %s | %.1f MB | %s |\n", what, benchkit.MB(g.hwmAfter), benchkit.PassFail(benchkit.MB(g.hwmAfter) < maxBigMB))
 	}
 	b.WriteString("\n\"Within noise\": the limit lies inside the range of the round-by-round ratios, so another run may judge otherwise. MB = 10^6 bytes.\n")
+	return b.String()
+}
+
+// ceilingTable returns the table of the clients' ceilings, or "" if
+// none was measured.
+func (r *report) ceilingTable() string {
+	var b strings.Builder
+	for _, ro := range r.rows {
+		top, bm := benchkit.Median(ro.ceiling), ro.median(1)
+		if top <= 0 || bm <= 0 {
+			continue
+		}
+		if b.Len() == 0 {
+			fmt.Fprintf(&b, "\nThe ceiling of each client: the same client against a null server in printbench's own process (it decodes each request, reads the document and answers successful-ok, keeping nothing), %d rounds after the pair's, median. No server can be measured above it with that client on this box, so it bounds the ratio any server can show against %s here.\n\n", len(ro.ceiling), r.names[1])
+			fmt.Fprintf(&b, "| scenario | null server, accepted jobs/s | %s, jobs/s | highest possible ratio | %s's share of the ceiling |\n|---|--:|--:|--:|--:|\n", r.names[1], r.names[0])
+		}
+		fmt.Fprintf(&b, "| %s | %.1f | %.1f | %.2f | %.0f%% |\n", ro.name, top, bm, top/bm, 100*ro.median(0)/top)
+	}
 	return b.String()
 }
 
