@@ -8,6 +8,7 @@ import (
 	"path"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 
@@ -26,9 +27,30 @@ type fdEntry struct {
 	id       [2]uint64 // device and inode
 	f        *os.File
 	writable bool
+	unkicked atomic.Int64 // bytes written since writeback was last started
 	refs     int
 	dead     bool // evicted or dropped: close once refs is 0
 	elem     *list.Element
+}
+
+// writeBehind is how many bytes of UNSTABLE writes to a file the server
+// lets pile up in the page cache before it starts writing them back. A
+// client streaming a big file then finds most of it on disk already when
+// it sends COMMIT, instead of waiting there for all of it: the disk works
+// while the network does. Starting writeback promises nothing; COMMIT
+// still fsyncs.
+const writeBehind = 8 << 20
+
+// wrote notes n bytes written to the entry's file and starts writeback of
+// its dirty pages once writeBehind bytes have gathered.
+func (e *fdEntry) wrote(n int) {
+	if e.unkicked.Add(int64(n)) < writeBehind {
+		return
+	}
+	e.unkicked.Store(0)
+	// Whole file, start only: pages already under writeback are
+	// skipped, and nothing is waited for but a full device queue.
+	_ = unix.SyncFileRange(fdOf(e.f), 0, 0, unix.SYNC_FILE_RANGE_WRITE)
 }
 
 // fdCache keeps open files by file handle, so READ, WRITE and COMMIT

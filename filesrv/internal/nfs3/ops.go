@@ -563,7 +563,9 @@ func (s *Server) write(c *oncrpc.Call, w *oncrpc.Writer) oncrpc.AcceptStat {
 		return fail(statusOf(err))
 	}
 	committed := uint32(unstable)
-	if stable != unstable {
+	if stable == unstable {
+		ent.wrote(n)
+	} else {
 		// DATA_SYNC is served as FILE_SYNC: a full fsync, so the
 		// answer never claims more than was done.
 		if err := syncFile(ent.f); err != nil {
