@@ -69,7 +69,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&c.out, "out", "", "put the report section into this Markdown `file`")
 	fs.StringVar(&c.rig, "rig", "../shared/rigs/ganesha", "`folder` of the ganesha rig (ganesha-up.sh, ganesha-down.sh)")
 	fs.StringVar(&c.tmp, "tmp", "", "`folder` for both exports, on one file system (default: a new folder in /var/tmp)")
-	fs.IntVar(&c.rounds, "rounds", 5, "rounds; each runs every operation once on each server, ABBA")
+	fs.IntVar(&c.rounds, "rounds", 7, "rounds; each runs every operation once on each server, ABBA")
 	fs.IntVar(&c.bigMiB, "big-mib", 512, "size of the sequentially written and read file, MiB")
 	fs.IntVar(&c.files, "files", 5000, "small files created, stat'ed and removed per round")
 	fs.IntVar(&c.smallBytes, "small-bytes", 4096, "size of each small file")

@@ -9,7 +9,8 @@ usage: nfsops.py EXPORT_URL OP ARGS...
   stat   REL_DIR COUNT       stat f00000.. (LOOKUPs + GETATTR each)
   rm     REL_DIR COUNT       unlink f00000..
   unlink REL                 unlink one file
-  list   REL_DIR             read the directory, count entries (no . and ..)
+  list   REL_DIR [TIMES]     read the directory TIMES times (default 1), with
+                             libnfs's directory cache off, count entries (no . and ..)
   rmtree REL                 remove REL and everything below it
 Prints one JSON object: op, count, seconds (after the mount), mount_seconds.
 """
@@ -70,6 +71,8 @@ LIB.nfs_readdir.argtypes = [VP, VP]
 LIB.nfs_readdir.restype = ctypes.POINTER(NfsDirent)
 LIB.nfs_closedir.argtypes = [VP, VP]
 LIB.nfs_closedir.restype = None
+LIB.nfs_set_dircache.argtypes = [VP, ctypes.c_int]
+LIB.nfs_set_dircache.restype = None
 
 
 class Nfs:
@@ -166,7 +169,11 @@ def main(argv):
     elif op == "unlink":
         nfs.call("unlink " + args[0], LIB.nfs_unlink, nfs.p(args[0]))
     elif op == "list":
-        count = len(nfs.listdir(args[0]))
+        # Every listing must reach the server: no client-side cache.
+        LIB.nfs_set_dircache(nfs.ctx, 0)
+        count = 0
+        for _ in range(int(args[1]) if len(args) > 1 else 1):
+            count += len(nfs.listdir(args[0]))
     elif op == "rmtree":
         count = nfs.rmtree(args[0])
     else:

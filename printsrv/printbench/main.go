@@ -67,7 +67,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&c.doc, "doc", "../shared/ipptool/onepage-a4.pdf", "`document` each Print-Job sends")
 	fs.StringVar(&c.format, "format", "application/pdf", "document-format of -doc")
 	fs.StringVar(&c.tmp, "tmp", "", "`folder` for the servers' state (default: a new folder in $TMPDIR)")
-	fs.IntVar(&c.rounds, "rounds", 6, "ABBA rounds of each throughput measurement (each server once per round)")
+	fs.IntVar(&c.rounds, "rounds", 8, "ABBA rounds of each throughput measurement (each server once per round)")
 	fs.IntVar(&c.ipptoolJobs, "ipptool-jobs", 300, "Print-Job tests in each ipptool run")
 	fs.DurationVar(&c.slice, "slice", time.Second, "length of one Go-client round per server")
 	fs.IntVar(&c.lpJobs, "lp-jobs", 50, "sequential lp submissions per server (0 skips)")
