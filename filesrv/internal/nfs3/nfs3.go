@@ -16,6 +16,7 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 
@@ -94,6 +95,10 @@ type Server struct {
 	syncs      *dirSyncer
 	// handles caches READDIRPLUS handles by file identity.
 	handles handleCache
+	// mutations counts the calls that changed something, once each
+	// is over; readaheads are the next READDIRPLUS pages being statted.
+	mutations  atomic.Uint64
+	readaheads readaheads
 }
 
 var _ oncrpc.QuickHandler = (*Server)(nil)
@@ -171,6 +176,11 @@ func (s *Server) ServeRPC(ctx context.Context, c *oncrpc.Call, reply *oncrpc.Wri
 			reply.Uint32(0)
 		}
 		return oncrpc.Success
+	}
+	if mutating[c.Proc] {
+		// After the change, so that a read-ahead begun before it
+		// completed is not used (see readahead).
+		defer s.mutations.Add(1)
 	}
 	switch c.Proc {
 	case procNull:
@@ -364,7 +374,15 @@ func skipWcc(r *oncrpc.Reader) {
 // Close closes cached open files after syncing nothing: data not yet
 // committed stays unstable, as NFS allows.
 func (s *Server) Close() error {
+	s.readaheads.wg.Wait()
 	return s.files.closeAll()
+}
+
+// mutating is the set of procedures that may change a file's attributes
+// or a folder's entries.
+var mutating = map[uint32]bool{
+	procSetattr: true, procWrite: true, procCreate: true, procMkdir: true, procSymlink: true,
+	procMknod: true, procRemove: true, procRmdir: true, procRename: true, procLink: true, procCommit: true,
 }
 
 // failWords is, per procedure that takes a file handle first, the number

@@ -4,8 +4,10 @@ import (
 	"container/list"
 	"encoding/binary"
 	"errors"
+	"os"
 	"slices"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -247,6 +249,7 @@ func (s *Server) readdir(c *oncrpc.Call, w *oncrpc.Writer, plus bool) oncrpc.Acc
 	const tail = 8           // end of list and eof
 	n, dirUsed := 0, 0
 	full := false
+	last := -1 // index in snap of the last entry in the reply
 	// emit writes one entry if it fits; it reports false when the reply
 	// is full.
 	emit := func(name string, ino, ck uint64, est *unix.Stat_t, eh []byte) bool {
@@ -276,34 +279,17 @@ func (s *Server) readdir(c *oncrpc.Call, w *oncrpc.Writer, plus bool) oncrpc.Acc
 		n++
 		return true
 	}
-	// plusAttrs returns the attributes and handle of a child for
-	// READDIRPLUS; a child gone since the snapshot is skipped.
-	plusAttrs := func(name string) (*unix.Stat_t, []byte, bool) {
-		est, key, keyed, err := statxAt(fdOf(ent.f), o.e, name)
-		if err != nil {
-			return nil, nil, false
-		}
-		if keyed {
-			if eh := s.handles.get(key); eh != nil {
-				return est, eh, true
-			}
-		}
-		eh, err := s.hs.Handle(o.e, childPath(o.p, name))
-		if err != nil {
-			return est, nil, true
-		}
-		if keyed {
-			s.handles.put(key, eh)
-		}
-		return est, eh, true
-	}
+	plusAttrs := s.plusAttrs(ent.f, o)
 	first := searchCookie(snap.entries, cookie)
+	hdr := w.Len() - start
 	var pre []plusInfo
 	if plus {
 		// Stat the entries that will fit in parallel: statx dominates
-		// READDIRPLUS, and the client waits idle meanwhile.
-		room := limit - (w.Len() - start) - tail
-		pre = prefetch(snap.entries[first:], room, len(o.h), plusAttrs)
+		// READDIRPLUS, and the client waits idle meanwhile; or take
+		// them from the read-ahead of the previous page.
+		if pre = s.readaheads.take(key, snap, cookie, s.mutations.Load()); pre == nil {
+			pre = prefetch(snap.entries[first:], limit-hdr-tail, len(o.h), plusAttrs)
+		}
 	}
 	if cookie < cookieDot {
 		var eh []byte
@@ -357,6 +343,12 @@ func (s *Server) readdir(c *oncrpc.Call, w *oncrpc.Writer, plus bool) oncrpc.Acc
 		if !emit(de.name, de.ino, de.cookie, est, eh) {
 			break
 		}
+		last = i
+	}
+	if plus && full && last >= 0 {
+		// The client asks for the next page as soon as it has this
+		// one: stat it meanwhile.
+		s.readAhead(o, key, snap, last, limit-hdr-tail)
 	}
 done:
 	if n == 0 && full {
@@ -368,6 +360,118 @@ done:
 	w.Bool(false)
 	w.Bool(!full)
 	return oncrpc.Success
+}
+
+// plusAttrs returns a function giving the attributes and handle of a
+// child of the folder o, open as dir, for READDIRPLUS; a child gone since
+// the snapshot is reported not ok, and skipped.
+func (s *Server) plusAttrs(dir *os.File, o obj) func(string) (*unix.Stat_t, []byte, bool) {
+	return func(name string) (*unix.Stat_t, []byte, bool) {
+		est, key, keyed, err := statxAt(fdOf(dir), o.e, name)
+		if err != nil {
+			return nil, nil, false
+		}
+		if keyed {
+			if eh := s.handles.get(key); eh != nil {
+				return est, eh, true
+			}
+		}
+		eh, err := s.hs.Handle(o.e, childPath(o.p, name))
+		if err != nil {
+			return est, nil, true
+		}
+		if keyed {
+			s.handles.put(key, eh)
+		}
+		return est, eh, true
+	}
+}
+
+// READDIRPLUS read-ahead. A client reads a big folder page by page, each
+// request sent when the previous reply is in, and statx of every entry
+// is most of a page's cost: so after a page that does not end the
+// listing, a goroutine stats the next page's entries while the reply
+// travels and the client decodes it. The next request uses them only if
+// it continues right there in the same snapshot, no call that changes
+// anything (Server.mutations) completed since the read-ahead began, and
+// it began less than readaheadMaxAge ago: what the client sees is then
+// what a stat at its request would have seen, save changes made by other
+// programs on the server within that time, which any reply can miss
+// while it is on the wire.
+const (
+	readaheadMaxAge = 50 * time.Millisecond
+	readaheadSlots  = 16 // folders with a read-ahead pending
+)
+
+// readahead is the next page's attributes of one listing.
+type readahead struct {
+	snap  *snapshot
+	after uint64 // the cookie the page starts after
+	gen   uint64 // Server.mutations when it began
+	start time.Time
+	done  chan struct{}
+	pre   []plusInfo // set when done is closed
+}
+
+// readaheads holds the pending read-aheads by folder.
+type readaheads struct {
+	mu sync.Mutex
+	m  map[snapKey]*readahead
+	wg sync.WaitGroup
+}
+
+// take returns the attributes read ahead for a page of snap after
+// cookie, if they are still good (see above), else nil; either way the
+// read-ahead is used up.
+func (r *readaheads) take(key snapKey, snap *snapshot, cookie, gen uint64) []plusInfo {
+	r.mu.Lock()
+	ra := r.m[key]
+	delete(r.m, key) // used up, or of another listing or page
+	r.mu.Unlock()
+	if ra == nil || ra.snap != snap || ra.after != cookie {
+		return nil
+	}
+	<-ra.done
+	if ra.gen != gen || time.Since(ra.start) > readaheadMaxAge {
+		return nil
+	}
+	return ra.pre
+}
+
+// readAhead starts statting the entries of snap after index last that
+// fit in room bytes of reply.
+func (s *Server) readAhead(o obj, key snapKey, snap *snapshot, last, room int) {
+	if last+1 >= len(snap.entries) {
+		return
+	}
+	ra := &readahead{
+		snap: snap, after: snap.entries[last].cookie, gen: s.mutations.Load(),
+		start: time.Now(), done: make(chan struct{}),
+	}
+	r := &s.readaheads
+	r.mu.Lock()
+	if r.m == nil {
+		r.m = make(map[snapKey]*readahead)
+	}
+	if _, ok := r.m[key]; !ok && len(r.m) >= readaheadSlots {
+		for k := range r.m { // make room: any one will do
+			delete(r.m, k)
+			break
+		}
+	}
+	r.m[key] = ra
+	r.wg.Add(1)
+	r.mu.Unlock()
+	go func() {
+		defer r.wg.Done()
+		defer close(ra.done)
+		ent, _, err := s.open(o, false)
+		if err != nil {
+			return
+		}
+		defer s.files.release(ent)
+		ra.pre = prefetch(snap.entries[last+1:], room, len(o.h), s.plusAttrs(ent.f, o))
+	}()
 }
 
 // plusInfo is the prefetched attributes and handle of one entry.

@@ -18,7 +18,8 @@ type dirPage struct {
 	cookies []uint64
 	attrs   []bool // READDIRPLUS: attributes and handle present
 	eof     bool
-	size    int // bytes of the results
+	size    int      // bytes of the results
+	sizes   []uint64 // READDIRPLUS: each entry's size attribute
 }
 
 func (v *env) readdirPage(h []byte, cookie uint64, plus bool, count uint32) dirPage {
@@ -50,7 +51,8 @@ func (v *env) readdirPage(h []byte, cookie uint64, plus bool, count uint32) dirP
 		pg.names = append(pg.names, r.String(nameMax))
 		pg.cookies = append(pg.cookies, r.Uint64())
 		if plus {
-			_, ok := readPostOp(r)
+			a, ok := readPostOp(r)
+			pg.sizes = append(pg.sizes, a.size)
 			hasFH := r.Bool()
 			if hasFH {
 				r.Opaque(fhMax)
@@ -233,5 +235,62 @@ func TestReaddirWhileAdding(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestReaddirplusReadahead checks the read-ahead of the next READDIRPLUS
+// page: it is used when the client continues the listing, and a change
+// made through the server after it began (a WRITE to a file of the next
+// page) makes the next page stat afresh.
+func TestReaddirplusReadahead(t *testing.T) {
+	v := newEnv(t)
+	dir := filepath.Join(v.dir, "d")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 300 {
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%03d", i)), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := v.lookup(v.rootFH(), "d")
+	all := v.listAll(t, h, true, 4096)
+	readahead := func() *readahead {
+		r := &v.s.readaheads
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		for _, ra := range r.m {
+			return ra
+		}
+		return nil
+	}
+
+	p1 := v.readdirPage(h, 0, true, 4096)
+	if p1.eof || len(p1.names) < 3 {
+		t.Fatalf("first page: %d names, eof %v", len(p1.names), p1.eof)
+	}
+	last := p1.cookies[len(p1.cookies)-1]
+	ra := readahead()
+	if ra == nil || ra.after != last {
+		t.Fatalf("no read-ahead after the first page (cookie %d): %+v", last, ra)
+	}
+	<-ra.done                  // it has statted the file before the WRITE
+	next := all[len(p1.names)] // the second page's first entry
+	fh := v.lookup(h, next)
+	if st := v.status(procWrite, credRoot, writeArgs(fh, 0, unstable, []byte("0123456789"))); st != nfsOK {
+		t.Fatalf("WRITE: %d", st)
+	}
+	p2 := v.readdirPage(h, last, true, 4096)
+	if len(p2.names) == 0 || p2.names[0] != next {
+		t.Fatalf("second page starts with %v, want %s", p2.names, next)
+	}
+	if p2.sizes[0] != 10 {
+		t.Errorf("%s after a WRITE of 10 bytes: size %d in the next page (a stale read-ahead)", next, p2.sizes[0])
+	}
+	if ra := readahead(); ra == nil || ra.after != p2.cookies[len(p2.cookies)-1] {
+		t.Errorf("no read-ahead after the second page: %+v", ra)
+	}
+	if got := v.listAll(t, h, true, 4096); !slices.Equal(got, all) {
+		t.Errorf("listing with read-ahead: %d names, want %d", len(got), len(all))
 	}
 }
