@@ -168,6 +168,7 @@ func runMain(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	row.serial = true
 	if err := measureCeiling(ctx, row, null, ceilingRounds, ipptoolRun); err != nil {
 		return err
 	}
@@ -191,6 +192,7 @@ func runMain(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		row, err := measureRounds(ctx, name, targets, c.rounds, goRun)
 		if err == nil {
+			row.serial = w == 1
 			err = measureCeiling(ctx, row, null, ceilingRounds, goRun)
 		}
 		for _, cl := range clients {

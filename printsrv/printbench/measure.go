@@ -37,6 +37,7 @@ type row struct {
 	runs    [2][]run
 	why     [2]string
 	ceiling []float64 // accepted rates of the same client against the null server
+	serial  bool      // one request at a time
 }
 
 // measureRounds runs fn on both servers for the given number of rounds,
