@@ -374,7 +374,7 @@ func skipWcc(r *oncrpc.Reader) {
 // Close closes cached open files after syncing nothing: data not yet
 // committed stays unstable, as NFS allows.
 func (s *Server) Close() error {
-	s.readaheads.wg.Wait()
+	s.readaheads.close()
 	return s.files.closeAll()
 }
 

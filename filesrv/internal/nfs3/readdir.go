@@ -415,9 +415,19 @@ type readahead struct {
 
 // readaheads holds the pending read-aheads by folder.
 type readaheads struct {
-	mu sync.Mutex
-	m  map[snapKey]*readahead
-	wg sync.WaitGroup
+	mu     sync.Mutex
+	m      map[snapKey]*readahead
+	closed bool // no more read-aheads: the server is closing
+	wg     sync.WaitGroup
+}
+
+// close stops new read-aheads and waits for those running.
+func (r *readaheads) close() {
+	r.mu.Lock()
+	r.closed = true
+	r.m = nil
+	r.mu.Unlock()
+	r.wg.Wait()
 }
 
 // take returns the attributes read ahead for a page of snap after
@@ -450,6 +460,10 @@ func (s *Server) readAhead(o obj, key snapKey, snap *snapshot, last, room int) {
 	}
 	r := &s.readaheads
 	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return
+	}
 	if r.m == nil {
 		r.m = make(map[snapKey]*readahead)
 	}
