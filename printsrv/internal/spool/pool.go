@@ -94,11 +94,14 @@ func (s *Spool) createFile(path string, flag int, excl bool) (*os.File, error) {
 		}
 		s.wakePooler()
 	}
-	mode := os.O_CREATE | os.O_TRUNC
-	if excl {
-		mode = os.O_CREATE | os.O_EXCL
+	if !excl {
+		// Replace, never truncate: the old file may be linked into a
+		// tray (deliver).
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("create %q: %w", path, err)
+		}
 	}
-	f, err := os.OpenFile(path, flag|mode, 0o600)
+	f, err := os.OpenFile(path, flag|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("create %q: %w", path, err)
 	}
@@ -248,7 +251,7 @@ func emptyFile(path string) error {
 		return err
 	}
 	if st.Nlink != 1 || st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return fmt.Errorf("%q: %d links", path, st.Nlink)
+		return fmt.Errorf("%q is not a regular file with one link", path)
 	}
 	if st.Size == 0 {
 		return nil

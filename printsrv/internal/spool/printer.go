@@ -427,7 +427,8 @@ func linkTrayFile(tray, name, src string) error {
 // job's end (persistEnd); a crash before that prints the job again.
 func writeTrayFile(tray, name string, fill func(io.Writer) error) error {
 	tmp := filepath.Join(tray, "."+name+tmpSuffix)
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	_ = os.Remove(tmp) // a new file, never a truncated one: it may be a link
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return fmt.Errorf("create %q: %w", tmp, err)
 	}
