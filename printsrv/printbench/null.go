@@ -19,7 +19,6 @@ import (
 // nullServer is an IPP server in this process that stores nothing.
 type nullServer struct {
 	srv *http.Server
-	ln  net.Listener
 }
 
 // startNullServer starts a null server on a loopback port.
@@ -28,7 +27,7 @@ func startNullServer() (*target, *nullServer, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("null server: %w", err)
 	}
-	n := &nullServer{ln: ln, srv: &http.Server{Handler: http.HandlerFunc(nullIPP), ReadHeaderTimeout: 10 * time.Second}}
+	n := &nullServer{srv: &http.Server{Handler: http.HandlerFunc(nullIPP), ReadHeaderTimeout: 10 * time.Second}}
 	go func() {
 		if err := n.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			logf("null server: %v", err)

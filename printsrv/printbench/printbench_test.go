@@ -1,6 +1,29 @@
 package main
 
-import "testing"
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// TestNullServer checks that the null server accepts Print-Jobs from the
+// Go client, as the ceiling measurement needs.
+func TestNullServer(t *testing.T) {
+	tg, n, err := startNullServer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.stop()
+	c := newIPPClient(tg, 2)
+	defer c.close()
+	if err := c.getPrinterAttributes(); err != nil {
+		t.Fatal(err)
+	}
+	cn := c.printJobs(context.Background(), 2, 100*time.Millisecond, []byte("%PDF-1.4\n"), "application/pdf")
+	if cn.accepted == 0 || cn.busy != 0 || cn.failed != 0 {
+		t.Errorf("null server: %+v", cn)
+	}
+}
 
 func TestParseIpptoolPlist(t *testing.T) {
 	out := `<dict>
