@@ -3,8 +3,6 @@ package nfs3
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"example.com/appliance/filesrv/internal/oncrpc"
@@ -106,16 +104,7 @@ func BenchmarkCreateRemove(b *testing.B) {
 // in pages of 32 KiB, as libnfs's opendir does; one op is the whole list.
 func BenchmarkReaddirplus10k(b *testing.B) {
 	v := newEnv(b)
-	dir := filepath.Join(v.dir, "big")
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		b.Fatal(err)
-	}
-	for i := range 10000 {
-		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%05d", i)), nil, 0o644); err != nil {
-			b.Fatal(err)
-		}
-	}
-	h := v.lookup(v.rootFH(), "big")
+	h := v.dirOfFiles(b, "big", 10000)
 	for b.Loop() {
 		if n := len(v.listAll(b, h, true, 32768)); n != 10002 {
 			b.Fatalf("%d names", n)

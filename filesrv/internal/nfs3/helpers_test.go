@@ -3,6 +3,7 @@ package nfs3
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -346,4 +347,21 @@ func countSyncs(t *testing.T) (files, dirs *atomic.Int32) {
 	syncDir = func(f *os.File) error { dirs.Add(1); return oldD(f) }
 	t.Cleanup(func() { syncFile, syncDir = oldF, oldD })
 	return files, dirs
+}
+
+// dirOfFiles makes the folder name at the export root with n empty files
+// f00000... (digits as wide as n needs) and returns its handle.
+func (v *env) dirOfFiles(tb testing.TB, name string, n int) []byte {
+	tb.Helper()
+	dir := filepath.Join(v.dir, name)
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		tb.Fatal(err)
+	}
+	width := len(fmt.Sprint(n - 1))
+	for i := range n {
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%0*d", width, i)), nil, 0o644); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return v.lookup(v.rootFH(), name)
 }

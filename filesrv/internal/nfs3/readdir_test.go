@@ -244,16 +244,7 @@ func TestReaddirWhileAdding(t *testing.T) {
 // page) makes the next page stat afresh.
 func TestReaddirplusReadahead(t *testing.T) {
 	v := newEnv(t)
-	dir := filepath.Join(v.dir, "d")
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for i := range 300 {
-		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%03d", i)), nil, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	h := v.lookup(v.rootFH(), "d")
+	h := v.dirOfFiles(t, "d", 300)
 	all := v.listAll(t, h, true, 4096)
 	readahead := func() *readahead {
 		r := &v.s.readaheads

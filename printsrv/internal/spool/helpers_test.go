@@ -108,3 +108,12 @@ func readFile(t testing.TB, path string) []byte {
 	}
 	return data
 }
+
+// withHistory makes opts keep finished jobs for history and run on a
+// test clock, which it returns.
+func withHistory(opts *Options, history time.Duration) *clock {
+	clk := newClock()
+	opts.Now = clk.Now
+	opts.History = history
+	return clk
+}

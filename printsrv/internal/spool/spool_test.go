@@ -504,9 +504,7 @@ func TestRecovery(t *testing.T) {
 // their spool files, and that their ids are not used again.
 func TestPurge(t *testing.T) {
 	opts := testOptions(t)
-	clk := newClock()
-	opts.Now = clk.Now
-	opts.History = time.Hour
+	clk := withHistory(&opts, time.Hour)
 	s, err := Open(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -732,9 +730,7 @@ func TestDeferredPageCount(t *testing.T) {
 // instead of being removed.
 func TestPurgeRecycles(t *testing.T) {
 	opts := testOptions(t)
-	opts.History = time.Minute
-	clk := newClock()
-	opts.Now = clk.Now
+	clk := withHistory(&opts, time.Minute)
 	s := open(t, opts)
 	j := submit(t, s, JobSpec{}, psDoc(1), "")
 	waitState(t, s, j.ID, Completed)
@@ -783,9 +779,7 @@ func TestPurgeRecycles(t *testing.T) {
 // reopening the spool leave the tray's document whole.
 func TestPurgeKeepsTrayOutput(t *testing.T) {
 	opts := testOptions(t)
-	opts.History = time.Minute
-	clk := newClock()
-	opts.Now = clk.Now
+	clk := withHistory(&opts, time.Minute)
 	s := open(t, opts)
 	doc := psDoc(2)
 	j := submit(t, s, JobSpec{}, doc, "")
