@@ -188,45 +188,6 @@ func TestStreaming(t *testing.T) {
 	}
 }
 
-// BenchmarkSubmit measures accepted jobs per second: small PDFs from
-// concurrent submitters (b.SetParallelism(4) on 2 cores: 8), each
-// acknowledged only when durable. The printer is paused, so only the
-// spool's side is measured.
-func BenchmarkSubmit(b *testing.B) {
-	dir := os.Getenv("SPOOL_BENCH_DIR") // a folder on the disk to measure; default a temporary one
-	if dir == "" {
-		dir = b.TempDir()
-	} else {
-		var err error
-		if dir, err = os.MkdirTemp(dir, "bench"); err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { _ = os.RemoveAll(dir) })
-	}
-	s, err := Open(Options{Dir: dir, Printers: []PrinterConfig{{Name: "p"}}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
-	if err := s.Pause("p"); err != nil {
-		b.Fatal(err)
-	}
-	pdf := docformattest.PDF(2)
-	b.SetBytes(int64(len(pdf)))
-	b.SetParallelism(8)
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			if _, err := s.Submit(context.Background(), JobSpec{Printer: "p", User: "bench"}, bytes.NewReader(pdf), "application/octet-stream"); err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
-	b.StopTimer()
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "jobs/s")
-}
-
 // TestGroupCommit holds the committer in its first batch while more
 // submitters arrive: they are all acknowledged by the next one.
 func TestGroupCommit(t *testing.T) {
