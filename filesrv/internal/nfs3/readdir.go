@@ -454,6 +454,9 @@ func (s *Server) readAhead(o obj, key snapKey, snap *snapshot, last, room int) {
 	if last+1 >= len(snap.entries) {
 		return
 	}
+	// The handle is in the call's buffer, which the connection reuses
+	// for its next call.
+	o.h = slices.Clone(o.h)
 	ra := &readahead{
 		snap: snap, after: snap.entries[last].cookie, gen: s.mutations.Load(),
 		start: time.Now(), done: make(chan struct{}),
