@@ -54,18 +54,21 @@ import (
 //
 // What a crash before the sync can leave, and why it is harmless:
 //   - a document not yet named by any durable record: Open removes it;
-//   - a new record written in place (createRecord) that is empty or torn:
-//     its job was never acknowledged, since acknowledgement waits for the
-//     sync; Open drops an empty one and sets a torn one aside;
-//   - an update of an existing record: updates go through a temporary
-//     file that is itself made durable by a commit before the rename
-//     (updateRecord), so the record is the old one or the new one, never
-//     a mix, even on filesystems that do not order data before renames.
+//   - journal entries written after the last sync, possibly torn or
+//     zeroed: none of them was acknowledged, since acknowledgement waits
+//     for the sync; Open stops reading at the first entry that does not
+//     check out (journal.go), so a job's record is the last one that
+//     reached the disk whole.
+//
+// A sync that fails leaves entries of unacknowledged changes in the
+// journal's page cache; the spool appends the records from before them
+// again (undoRecord), so that a spool reopened on what reached the disk
+// shows none of those changes.
 
 // commitReq asks the committer for a sync. done, if not nil, gets its
 // result; after, if not nil, is called with it by the committer once the
 // sync is over, for work that must follow the sync without anyone
-// waiting (the printer's end-of-job records).
+// waiting.
 type commitReq struct {
 	done  chan error
 	after func(error)

@@ -3,12 +3,10 @@ package spool
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -56,12 +54,12 @@ func TestAckWaitsForSync(t *testing.T) {
 	if got := syncs.Load(); got != 2 {
 		t.Errorf("Create took %d syncs, want 1", got-1)
 	}
-	// An update: the temporary file, then the rename.
+	// An update: one journal entry, one sync.
 	if _, err := s.Hold(j.ID); err != nil {
 		t.Fatal(err)
 	}
-	if got := syncs.Load(); got != 4 {
-		t.Errorf("Hold took %d syncs, want 2", got-2)
+	if got := syncs.Load(); got != 3 {
+		t.Errorf("Hold took %d syncs, want 1", got-2)
 	}
 }
 
@@ -165,9 +163,10 @@ func TestEndRecorded(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	ents, _ := os.ReadDir(filepath.Join(opts.Dir, jobsDir))
-	if len(ents) != len(ids) {
-		t.Errorf("jobs folder holds %d files, want %d", len(ents), len(ids))
+	for _, id := range ids {
+		if rec, ok := journalRecord(t, opts.Dir, id); !ok || rec.State != Completed {
+			t.Errorf("job %d in the journal: %+v, %v", id, rec, ok)
+		}
 	}
 	s2 := open(t, opts)
 	for _, id := range ids {
@@ -212,46 +211,57 @@ func TestEmptyRecord(t *testing.T) {
 	}
 }
 
-// TestRecycle checks that replacing a record keeps the old file for the
-// pool, emptied once the replacement is durable, instead of freeing it.
-func TestRecycle(t *testing.T) {
+// TestJournalCompaction makes the journal compact itself while jobs
+// change: it shrinks to the latest record of each job, appends go on in
+// the new file, and a reopened spool finds every job as it was last.
+func TestJournalCompaction(t *testing.T) {
 	opts := testOptions(t)
 	s := open(t, opts)
 	if err := s.Pause("p"); err != nil {
 		t.Fatal(err)
 	}
-	j := submit(t, s, JobSpec{Hold: true}, psDoc(1), "")
-	ino := func(path string) uint64 {
-		fi, err := os.Stat(path)
+	var ids []int
+	for range 5 {
+		ids = append(ids, submit(t, s, JobSpec{Hold: true}, psDoc(1), "").ID)
+	}
+	size := func() int64 {
+		fi, err := os.Stat(filepath.Join(opts.Dir, journalFile))
 		if err != nil {
 			t.Fatal(err)
 		}
-		return fi.Sys().(*syscall.Stat_t).Ino
+		return fi.Size()
 	}
-	old := ino(s.recordPath(j.ID))
-	if _, err := s.Release(j.ID); err != nil {
+	for range 20 { // many entries of one job
+		if _, err := s.Release(ids[0]); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Hold(ids[0]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := size()
+	s.jmu.Lock()
+	s.jcompactAt = s.jsize + 1 // the next append compacts
+	s.jmu.Unlock()
+	if _, err := s.Release(ids[1]); err != nil {
 		t.Fatal(err)
 	}
-	if ino(s.recordPath(j.ID)) == old {
-		t.Fatal("record not replaced")
+	after := size()
+	if after >= before/4 {
+		t.Errorf("journal of %d bytes after compaction, %d before", after, before)
 	}
-	var rec record
-	if err := json.Unmarshal(readFile(t, s.recordPath(j.ID)), &rec); err != nil || rec.State != Pending {
-		t.Fatalf("record after Release: %+v, %v", rec, err)
+	if _, err := s.Cancel(ids[2], ""); err != nil { // appended to the new file
+		t.Fatal(err)
 	}
-	found := false
-	ents, _ := os.ReadDir(filepath.Join(opts.Dir, freeDir))
-	for _, e := range ents {
-		path := filepath.Join(opts.Dir, freeDir, e.Name())
-		if fi, err := os.Stat(path); err != nil || fi.Size() != 0 {
-			t.Errorf("%s in the pool: %v, %v", e.Name(), fi, err)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s2 := open(t, opts)
+	want := map[int]State{ids[0]: PendingHeld, ids[1]: Pending, ids[2]: Canceled, ids[3]: PendingHeld, ids[4]: PendingHeld}
+	for id, st := range want {
+		if j, ok := s2.Job(id); !ok || j.State != st {
+			t.Errorf("job %d after reopening: %+v, want state %d", id, j, st)
 		}
-		if ino(path) == old {
-			found = true
-		}
-	}
-	if !found {
-		t.Error("the old record's file is not in the pool")
 	}
 }
 

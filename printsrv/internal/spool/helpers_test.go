@@ -3,6 +3,7 @@ package spool
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
@@ -116,4 +117,26 @@ func withHistory(opts *Options, history time.Duration) *clock {
 	opts.Now = clk.Now
 	opts.History = history
 	return clk
+}
+
+// journalRecord returns the record of job id in the journal of the spool
+// in dir as it is on disk now (the page cache included), and whether the
+// journal has one.
+func journalRecord(t testing.TB, dir string, id int) (record, bool) {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(dir, journalFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ents, _ := readJournal(data)
+	bodies, _ := latest(ents)
+	body, ok := bodies[id]
+	if !ok {
+		return record{}, false
+	}
+	var rec record
+	if err := json.Unmarshal(body, &rec); err != nil {
+		t.Fatalf("job %d in the journal: %v", id, err)
+	}
+	return rec, true
 }

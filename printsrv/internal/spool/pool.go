@@ -21,22 +21,18 @@ import (
 // a create measured there 0.1 to 1.5 ms against 30 µs for renaming an
 // existing empty file. So a background goroutine keeps empty files ready
 // in Dir/free, and the hot path renames one into place instead of
-// creating its document and record (falling back to creating when the
-// pool is empty). Nothing about durability changes: the file is renamed,
-// then written, then covered by the job's commit like a created one; a
-// crash before the commit leaves an empty or partial document that no
-// durable record names, or an empty record, both removed by Open. Files
-// in Dir/free are never written, and Open empties the folder.
+// creating a job's document (falling back to creating when the pool is
+// empty); records take no file of their own (journal.go). Nothing about
+// durability changes: the file is renamed, then written, then covered by
+// the job's commit like a created one; a crash before the commit leaves
+// an empty or partial document that no durable record names, removed by
+// Open. Files in Dir/free are never written, and Open empties the
+// folder.
 //
-// The pool is also what keeps that cost from growing: replacing a record
-// through a rename would free the old record's inode, and every freed
-// inode slows the next half minute of creates (an instant printer
-// replaces one record per job). So a record is replaced by exchanging
-// it with its temporary file (RENAME_EXCHANGE), the old file moves to
-// Dir/free, and after a commit has made the exchange durable the
-// committer empties it and adds it to the pool (retire, recycle). Until
-// that commit it keeps the old record whole: a crash before it finds the
-// old record or the new one at the record's name, never an emptied one.
+// Purged jobs' documents are not removed but moved to Dir/free (retired)
+// and, after a commit has made the move durable, emptied and added to
+// the pool (recycle): every freed inode would slow the next half minute
+// of creates.
 
 // The pool's sizes. The pooler refills the pool to its target in one go
 // whenever it falls below half of it; the target starts at
@@ -54,22 +50,15 @@ const (
 )
 
 // createFile creates path for writing (flag: os.O_WRONLY or os.O_RDWR),
-// from the pool if it has a file. With excl, path must not exist yet;
-// without, an existing file is replaced.
-func (s *Spool) createFile(path string, flag int, excl bool) (*os.File, error) {
+// from the pool if it has a file; an existing file at path is replaced.
+func (s *Spool) createFile(path string, flag int) (*os.File, error) {
 	select {
 	case name := <-s.pool:
 		if len(s.pool) < int(s.poolTarget.Load())/2 {
 			s.wakePooler()
 		}
 		src := filepath.Join(s.dir, freeDir, name)
-		var err error
-		if excl {
-			err = unix.Renameat2(unix.AT_FDCWD, src, unix.AT_FDCWD, path, unix.RENAME_NOREPLACE)
-		} else {
-			err = unix.Rename(src, path)
-		}
-		if err == nil {
+		if err := os.Rename(src, path); err == nil {
 			// No O_TRUNC: pool files are empty, and truncating
 			// one makes ext4 write it back at close (auto_da_alloc),
 			// one file at a time in the submitter's path, instead of
@@ -81,12 +70,8 @@ func (s *Spool) createFile(path string, flag int, excl bool) (*os.File, error) {
 			}
 			return f, nil
 		}
+		// Create the file as without a pool.
 		_ = os.Remove(src)
-		if errors.Is(err, unix.EEXIST) {
-			return nil, &fs.PathError{Op: "create", Path: path, Err: fs.ErrExist}
-		}
-		// Another error, such as no RENAME_NOREPLACE on this
-		// filesystem: create the file as without a pool.
 	default:
 		// The pool ran dry: the pooler must keep more ahead.
 		if t := s.poolTarget.Load(); t < poolMaxTarget {
@@ -94,12 +79,10 @@ func (s *Spool) createFile(path string, flag int, excl bool) (*os.File, error) {
 		}
 		s.wakePooler()
 	}
-	if !excl {
-		// Replace, never truncate: the old file may be linked into a
-		// tray (deliver).
-		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("create %q: %w", path, err)
-		}
+	// Replace, never truncate: the old file may be linked into a tray
+	// (deliver).
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("create %q: %w", path, err)
 	}
 	f, err := os.OpenFile(path, flag|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
@@ -159,36 +142,6 @@ func (s *Spool) offer(name string) bool {
 	default:
 		return false
 	}
-}
-
-// replaceFile atomically puts the file tmp at path. The file it replaces
-// is not freed but retired to the pool.
-func (s *Spool) replaceFile(tmp, path string) error {
-	err := unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, path, unix.RENAME_EXCHANGE)
-	if err == nil {
-		s.retire(tmp) // tmp is the old file now
-		return nil
-	}
-	// ENOENT: no file at path to exchange with (or no tmp, which the
-	// rename reports). EINVAL: no exchange on this filesystem.
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	return nil
-}
-
-// retire moves a file that no name of the spool needs any more to
-// Dir/free, where the committer empties it and gives it to the pool
-// after the next sync; see the comment at the top.
-func (s *Spool) retire(path string) {
-	name := s.freeName()
-	if err := os.Rename(path, filepath.Join(s.dir, freeDir, name)); err != nil {
-		_ = os.Remove(path)
-		return
-	}
-	s.retireMu.Lock()
-	s.retired = append(s.retired, name)
-	s.retireMu.Unlock()
 }
 
 // retireOrRemove takes a file out of the spool: retired to the pool if

@@ -47,7 +47,7 @@ func (s *Spool) receive(ctx context.Context, id, n int, doc io.Reader, format st
 	}
 	d := docRecord{File: docName(id, n, format), Format: format}
 	path := s.docPath(d.File)
-	f, err := s.createFile(path, os.O_RDWR, false)
+	f, err := s.createFile(path, os.O_RDWR)
 	if err != nil {
 		return docRecord{}, fmt.Errorf("create document: %w", err)
 	}

@@ -6,8 +6,8 @@
 // only after the job's record and documents are on stable storage, so a
 // kill -9 or a power loss and restart lose nothing acknowledged.
 //
-// On disk, Options.Dir holds jobs/<id>.json, one record per job, created
-// in place and later updated through a temporary file and a rename;
+// On disk, Options.Dir holds journal, the jobs' records appended one
+// after another, the last of each job winning (see journal.go);
 // docs/<id>-<n>.<ext>, the documents as received; and next-id, below
 // which ids may have been used, so that ids are never reused even after
 // finished jobs are purged. Syncing is group-committed: writers leave
@@ -34,6 +34,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -172,6 +173,12 @@ type Spool struct {
 	retireMu   sync.Mutex
 	retired    []string // files in Dir/free to recycle after the next sync
 
+	jmu        sync.Mutex // guards the journal (see journal.go)
+	jf         *os.File   // Dir/journal, open for appending; nil once closed
+	jbuf       []byte     // the entry being appended
+	jsize      int64      // bytes in the journal
+	jcompactAt int64      // size at which appendJournal compacts it
+
 	idMu    sync.Mutex // guards nextID and idLimit
 	nextID  int
 	idLimit int // ids below this are reserved on disk
@@ -190,8 +197,7 @@ type job struct {
 
 	wmu       sync.Mutex // serializes writes of the job's record
 	receiving bool       // a document is being streamed in
-	purged    bool       // record removed: write it no more (guarded by wmu)
-	wgen      int        // record writes so far (guarded by wmu)
+	purged    bool       // purged: write its record no more (guarded by wmu)
 }
 
 // snapshot returns a copy of the job that shares no memory with it.
@@ -352,6 +358,10 @@ func (s *Spool) load() error {
 	if err != nil {
 		return err
 	}
+	legacy := len(recs)
+	if recs, err = s.overlayJournal(recs); err != nil {
+		return err
+	}
 	maxID := 0
 	referenced := make(map[string]bool)
 	var changed []*job
@@ -375,17 +385,30 @@ func (s *Spool) load() error {
 	if err := removeTemps(docs, func(name string) bool { return !referenced[name] }); err != nil {
 		return err
 	}
-	for _, j := range changed {
+	// The journal anew, with the recovered jobs as they are now.
+	live := make(map[int][]byte, len(s.jobs))
+	for _, j := range s.jobs {
 		data, err := encodeRecord(j)
-		if err == nil {
-			err = writeFileSync(s.recordPath(j.ID), data)
-		}
 		if err != nil {
 			return fmt.Errorf("job %d record: %w", j.ID, err)
 		}
+		live[j.ID] = data
 	}
-	if err := syncDir(filepath.Join(s.dir, jobsDir)); err != nil {
-		return err
+	s.jmu.Lock()
+	err = s.compactLocked(live)
+	s.jmu.Unlock()
+	if err != nil {
+		return fmt.Errorf("write the job journal: %w", err)
+	}
+	if legacy > 0 {
+		// Their jobs are in the journal now.
+		jobs := filepath.Join(s.dir, jobsDir)
+		if err := removeTemps(jobs, func(name string) bool { return strings.HasSuffix(name, ".json") }); err != nil {
+			return err
+		}
+		if err := syncDir(jobs); err != nil {
+			return err
+		}
 	}
 	if err := syncDir(docs); err != nil {
 		return err
@@ -403,6 +426,46 @@ func (s *Spool) load() error {
 		s.log.Info("spool loaded", "jobs", n, "recovered", len(changed), "next_id", s.nextID)
 	}
 	return nil
+}
+
+// overlayJournal applies the journal's entries over the records read
+// from the files of earlier versions, and returns the jobs' records by id.
+func (s *Spool) overlayJournal(recs []*record) ([]*record, error) {
+	bodies, purged, err := s.loadJournal()
+	if err != nil {
+		return nil, err
+	}
+	byID := make(map[int]*record, len(recs)+len(bodies))
+	for _, r := range recs {
+		if !purged[r.ID] {
+			byID[r.ID] = r
+		}
+	}
+	for id, body := range bodies {
+		var r record
+		err := json.Unmarshal(body, &r)
+		if err == nil && r.ID != id {
+			err = fmt.Errorf("entry of job %d holds job %d", id, r.ID)
+		}
+		if err != nil {
+			// Its checksum held: damage from outside, not a crash.
+			// Kept for a human; the journal is written without it.
+			path := filepath.Join(s.dir, jobsDir, strconv.Itoa(id)+".journal"+badSuffix)
+			s.log.Error("unreadable job record in the journal set aside", "job", id, "file", path, "err", err)
+			if werr := writeFileSync(path, body); werr != nil {
+				return nil, fmt.Errorf("set aside job %d: %w", id, werr)
+			}
+			delete(byID, id)
+			continue
+		}
+		byID[id] = &r
+	}
+	out := make([]*record, 0, len(byID))
+	for _, r := range byID {
+		out = append(out, r)
+	}
+	slices.SortFunc(out, func(a, b *record) int { return a.ID - b.ID })
+	return out, nil
 }
 
 // recover brings a job loaded from disk back into a state the printers
@@ -450,7 +513,7 @@ func (s *Spool) Close() error {
 	close(s.commits)
 	<-s.done
 	s.closeFiles()
-	return nil
+	return s.closeJournal()
 }
 
 // closeFiles closes the folders kept open for syncing.
@@ -549,7 +612,7 @@ func (s *Spool) Submit(ctx context.Context, spec JobSpec, doc io.Reader, format 
 	}
 	if err := s.commit(); err != nil {
 		// Not acknowledged: best effort not to leave it behind.
-		_ = os.Remove(s.recordPath(j.ID))
+		_ = s.appendJournal(entryPurge, j.ID, nil)
 		_ = os.Remove(s.docPath(d.File))
 		return Job{}, fmt.Errorf("job %d: %w", id, err)
 	}
@@ -574,7 +637,7 @@ func (s *Spool) Create(spec JobSpec) (Job, error) {
 		return Job{}, err
 	}
 	if err := s.commit(); err != nil {
-		_ = os.Remove(s.recordPath(j.ID))
+		_ = s.appendJournal(entryPurge, j.ID, nil)
 		return Job{}, fmt.Errorf("job %d: %w", id, err)
 	}
 	return s.register(j), nil
@@ -645,9 +708,19 @@ func (s *Spool) AddDocument(ctx context.Context, id int, doc io.Reader, format s
 		}
 	}
 	data, err := encodeRecord(next)
+	var prev []byte
+	if err == nil {
+		prev, err = encodeRecord(j)
+	}
 	s.mu.Unlock()
 	if err == nil {
 		err = s.writeRecordData(j, data)
+	}
+	if err == nil {
+		if err = s.commit(); err != nil {
+			s.undoRecord(j, prev)
+			err = fmt.Errorf("job %d: %w", id, err)
+		}
 	}
 	if err != nil {
 		j.wmu.Unlock()
@@ -666,9 +739,6 @@ func (s *Spool) AddDocument(ctx context.Context, id int, doc io.Reader, format s
 	}
 	s.mu.Unlock()
 	j.wmu.Unlock()
-	if err := s.commit(); err != nil { // the rename
-		return Job{}, fmt.Errorf("job %d: %w", id, err)
-	}
 	return s.snapshot(j), nil
 }
 
@@ -745,6 +815,11 @@ func (s *Spool) change(id int, f func(*job) error) (Job, error) {
 		s.mu.Unlock()
 		return Job{}, fmt.Errorf("job %d: %w", id, ErrNotFound)
 	}
+	prev, err := encodeRecord(j)
+	if err != nil {
+		s.mu.Unlock()
+		return Job{}, err
+	}
 	if err := f(j); err != nil {
 		st := j.State
 		s.mu.Unlock()
@@ -759,7 +834,7 @@ func (s *Spool) change(id int, f func(*job) error) (Job, error) {
 		p.kick()
 	}
 	s.mu.Unlock()
-	if err := s.persist(j); err != nil {
+	if err := s.persist(j, prev); err != nil {
 		return Job{}, err
 	}
 	return s.snapshot(j), nil
@@ -869,14 +944,34 @@ func (s *Spool) Purge() int {
 		}
 	}
 	s.mu.Unlock()
-	// The files are not removed but retired to the pool (see pool.go):
-	// the committer empties them once a sync has made their moves
-	// durable. The record goes first: documents left by a crash here
-	// are removed at the next Open as unreferenced.
+	if len(old) == 0 {
+		return 0
+	}
+	if err := s.begin(); err != nil {
+		return 0 // closing: the jobs are purged at the next Open's first Purge
+	}
+	defer s.ops.Done()
+	// The purge is durable in the journal before the documents go, so
+	// that a crash cannot bring back a job without its documents.
+	// Documents left by a crash after that are removed by the next Open
+	// as unreferenced.
 	for _, j := range old {
 		j.wmu.Lock()
 		j.purged = true
-		if err := s.retireOrRemove(s.recordPath(j.ID)); err != nil {
+		if err := s.appendJournal(entryPurge, j.ID, nil); err != nil {
+			s.log.Error("purge job", "job", j.ID, "err", err)
+		}
+		j.wmu.Unlock()
+	}
+	if err := s.commit(); err != nil {
+		s.log.Error("purge jobs", "err", err)
+		return len(old)
+	}
+	// The files are not removed but retired to the pool (see pool.go):
+	// the committer empties them once a sync has made their moves
+	// durable.
+	for _, j := range old {
+		if err := s.retireOrRemove(s.recordPath(j.ID)); err != nil { // of an earlier version
 			s.log.Error("purge job record", "job", j.ID, "err", err)
 		}
 		for _, d := range j.docs {
@@ -884,21 +979,9 @@ func (s *Spool) Purge() int {
 				s.log.Error("purge document", "job", j.ID, "file", d.File, "err", err)
 			}
 		}
-		j.wmu.Unlock()
 	}
-	if len(old) > 0 {
-		s.log.Debug("purged finished jobs", "count", len(old))
-		s.mu.Lock()
-		closed := s.closed
-		if !closed {
-			s.ops.Add(1)
-		}
-		s.mu.Unlock()
-		if !closed { // a sync to recycle the files by
-			s.commitAsync(nil, nil)
-			s.ops.Done()
-		}
-	}
+	s.log.Debug("purged finished jobs", "count", len(old))
+	s.commitAsync(nil, nil) // a sync to recycle the files by
 	return len(old)
 }
 
@@ -917,15 +1000,37 @@ func (s *Spool) purger() {
 	}
 }
 
-// persist durably writes the job's current record.
-func (s *Spool) persist(j *job) error {
+// persist durably writes the job's current record. If the sync fails it
+// writes prev, the record before the change, back: the change is not
+// acknowledged, and a spool reopened on what reached the disk must not
+// show it.
+func (s *Spool) persist(j *job, prev []byte) error {
 	if err := s.writeRecord(j); err != nil {
 		return err
 	}
-	if err := s.commit(); err != nil { // the rename
+	if err := s.commit(); err != nil {
+		j.wmu.Lock()
+		s.undoRecord(j, prev)
+		j.wmu.Unlock()
 		return fmt.Errorf("job %d: %w", j.ID, err)
 	}
 	return nil
+}
+
+// undoRecord appends prev as the job's record again after a failed sync,
+// best effort (the spool acknowledges nothing more until it is reopened,
+// see commit.go); nil prev is a job that was never acknowledged. The
+// caller holds j.wmu.
+func (s *Spool) undoRecord(j *job, prev []byte) {
+	var err error
+	if prev == nil {
+		err = s.appendJournal(entryPurge, j.ID, nil)
+	} else {
+		err = s.writeRecordData(j, prev)
+	}
+	if err != nil {
+		s.log.Error("undo an unacknowledged change of a job", "job", j.ID, "err", err)
+	}
 }
 
 // writeRecord writes the job's record as it is now. Writes of one job are
@@ -944,126 +1049,50 @@ func (s *Spool) writeRecord(j *job) error {
 	return s.writeRecordData(j, data)
 }
 
-// writeFile writes data to path, a file of the pool if it has one,
-// replacing any file there, without syncing it.
-func (s *Spool) writeFile(path string, data []byte) error {
-	f, err := s.createFile(path, os.O_WRONLY, false)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		_ = os.Remove(path)
-		return fmt.Errorf("write %q: %w", path, err)
-	}
-	return nil
-}
-
-// createRecord writes the record of a new job, not yet registered, in
-// place: no temporary file, no rename, no sync. The caller commits
-// before acknowledging the job, so a crash can tear only the record of
-// a job nobody was told about (see commit.go).
+// createRecord writes the record of a new job, not yet registered, to
+// the journal. The caller commits before acknowledging the job.
 func (s *Spool) createRecord(j *job) error {
 	data, err := encodeRecord(j)
 	if err != nil {
 		return err
 	}
-	path := s.recordPath(j.ID)
-	f, err := s.createFile(path, os.O_WRONLY, true)
-	if err != nil {
+	if err := s.appendJournal(entryRecord, j.ID, data); err != nil {
 		return fmt.Errorf("job %d record: %w", j.ID, err)
 	}
-	_, err = f.Write(data)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		_ = os.Remove(path)
-		return fmt.Errorf("job %d record: %w", j.ID, err)
-	}
-	j.wgen++
 	return nil
 }
 
-// writeRecordData replaces the job's record with data; the caller holds
-// j.wmu. The new content goes to a temporary file that one commit makes
-// durable before the rename, so that a crash leaves the old record or
-// the new one, whole; the rename itself is durable only after the
-// caller's next commit.
+// writeRecordData writes data as the job's record; the caller holds
+// j.wmu and commits before it tells anyone. The journal keeps the last
+// record of a job, so a crash leaves the old record or the new one.
 func (s *Spool) writeRecordData(j *job, data []byte) error {
 	if j.purged {
 		return nil
 	}
-	path := s.recordPath(j.ID)
-	tmp := path + tmpSuffix
-	if err := s.writeFile(tmp, data); err != nil {
+	if err := s.appendJournal(entryRecord, j.ID, data); err != nil {
 		return fmt.Errorf("job %d record: %w", j.ID, err)
 	}
-	if err := s.commit(); err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("job %d record: %w", j.ID, err)
-	}
-	if err := s.replaceFile(tmp, path); err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("job %d record: %w", j.ID, err)
-	}
-	j.wgen++
 	return nil
 }
 
-// endSuffix marks the temporary file of a job's end-of-job record, which
-// waits for a commit before it is renamed (see persistEnd).
-const endSuffix = ".end" + tmpSuffix
-
 // persistEnd records a printed job's end without waiting for the disk,
-// so that an instant printer is not held by syncs: the record goes to a
-// temporary file, and once the next commit has made it (and the tray's
-// output) durable, the committer renames it over the job's record. If a
-// crash loses the end, the job prints again and its tray files are
-// written over, no worse. If the record was written or removed
-// meanwhile, that newer write wins and the end's file is dropped.
+// so that an instant printer is not held by syncs: the record goes to
+// the journal, and a lazy commit makes it (and the tray's output)
+// durable with the next sync. If a crash loses the end, the job prints
+// again and its tray files are written over, no worse.
 func (s *Spool) persistEnd(p *printer, j *job) error {
-	path := s.recordPath(j.ID)
-	tmp := path + endSuffix
 	j.wmu.Lock()
-	if j.purged {
-		j.wmu.Unlock()
-		return nil
-	}
 	s.mu.Lock()
 	data, err := encodeRecord(j)
 	s.mu.Unlock()
 	if err == nil {
-		err = s.writeFile(tmp, data)
+		err = s.writeRecordData(j, data)
 	}
-	gen := j.wgen
-	j.wmu.Unlock() // before asking: the committer's TryLock must not see us
+	j.wmu.Unlock()
 	if err != nil {
-		return fmt.Errorf("job %d record: %w", j.ID, err)
+		return err
 	}
-	s.commitAsync(p.trayFS, func(err error) {
-		// Runs in the committer, which must not wait for a writer of
-		// this record: a writer holding wmu may be waiting for it. A
-		// writer that holds it is writing something newer anyway.
-		if !j.wmu.TryLock() {
-			_ = os.Remove(tmp)
-			return
-		}
-		defer j.wmu.Unlock()
-		if err == nil && !j.purged && j.wgen == gen {
-			if err = s.replaceFile(tmp, path); err == nil {
-				j.wgen++
-				return
-			}
-		}
-		_ = os.Remove(tmp)
-		if err != nil {
-			s.log.Error("record job end", "job", j.ID, "err", err)
-		}
-	})
+	s.commitAsync(p.trayFS, nil)
 	return nil
 }
 

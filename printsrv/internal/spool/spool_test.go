@@ -77,7 +77,8 @@ func TestStateMachine(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := open(t, testOptions(t))
+			opts := testOptions(t)
+			s := open(t, opts)
 			if err := s.Pause("p"); err != nil {
 				t.Fatal(err)
 			}
@@ -123,9 +124,9 @@ func TestStateMachine(t *testing.T) {
 					t.Fatalf("step %d %s: state %d %v, want %d %v", i, st.op, j.State, j.Reasons, st.state, st.reasons)
 				}
 				// What is on disk matches what was returned.
-				var rec record
-				if err := json.Unmarshal(readFile(t, s.recordPath(id)), &rec); err != nil {
-					t.Fatal(err)
+				rec, ok := journalRecord(t, opts.Dir, id)
+				if !ok {
+					t.Fatalf("step %d %s: no record of job %d in the journal", i, st.op, id)
 				}
 				if rec.State != j.State || rec.Documents != j.Documents || rec.Closed != j.Closed {
 					t.Fatalf("step %d %s: record %d docs=%d closed=%v, job %d docs=%d closed=%v", i, st.op,
@@ -542,10 +543,13 @@ func TestPurge(t *testing.T) {
 			t.Errorf("step %d: jobs %v, want %v", i, ids, st.left)
 		}
 	}
-	for _, dir := range []string{jobsDir, docsDir} {
-		ents, _ := os.ReadDir(filepath.Join(opts.Dir, dir))
-		if len(ents) != 1 || !strings.HasPrefix(ents[0].Name(), itoa(waiting.ID)) {
-			t.Errorf("%s holds %v", dir, ents)
+	ents, _ := os.ReadDir(filepath.Join(opts.Dir, docsDir))
+	if len(ents) != 1 || !strings.HasPrefix(ents[0].Name(), itoa(waiting.ID)) {
+		t.Errorf("%s holds %v", docsDir, ents)
+	}
+	for _, id := range []int{done.ID, canceled.ID, waiting.ID} {
+		if _, ok := journalRecord(t, opts.Dir, id); ok != (id == waiting.ID) {
+			t.Errorf("job %d in the journal: %v", id, ok)
 		}
 	}
 	if _, err := os.Stat(filepath.Join(opts.Printers[0].Tray, "job-"+itoa(done.ID)+".ps")); err != nil {
@@ -719,9 +723,8 @@ func TestDeferredPageCount(t *testing.T) {
 		t.Errorf("impressions %d pages completed %d, want 6 6", done.Impressions, done.PagesCompleted)
 	}
 	waitFor(t, "record with the count", func() bool {
-		var rec record
-		data, err := os.ReadFile(s.recordPath(j.ID))
-		return err == nil && json.Unmarshal(data, &rec) == nil && rec.State == Completed &&
+		rec, ok := journalRecord(t, opts.Dir, j.ID)
+		return ok && rec.State == Completed &&
 			rec.Impressions == 6 && len(rec.Docs) == 1 && !rec.Docs[0].Uncounted && rec.Docs[0].Pages == 3
 	})
 }
@@ -732,18 +735,22 @@ func TestPurgeRecycles(t *testing.T) {
 	opts := testOptions(t)
 	clk := withHistory(&opts, time.Minute)
 	s := open(t, opts)
-	j := submit(t, s, JobSpec{}, psDoc(1), "")
-	waitState(t, s, j.ID, Completed)
+	// Canceled before it printed: no tray links its document.
+	j := submit(t, s, JobSpec{Hold: true}, psDoc(1), "")
+	if _, err := s.Cancel(j.ID, ""); err != nil {
+		t.Fatal(err)
+	}
+	doc := s.docPath(docName(j.ID, 1, "application/postscript"))
 	var rst unix.Stat_t
-	if err := unix.Stat(s.recordPath(j.ID), &rst); err != nil {
+	if err := unix.Stat(doc, &rst); err != nil {
 		t.Fatal(err)
 	}
 	clk.Add(2 * time.Minute)
 	if n := s.Purge(); n != 1 {
 		t.Fatalf("purged %d jobs", n)
 	}
-	if _, err := os.Stat(s.recordPath(j.ID)); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("record after purge: %v", err)
+	if _, err := os.Stat(doc); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("document after purge: %v", err)
 	}
 	waitFor(t, "purged files emptied in the pool", func() bool {
 		ents, err := os.ReadDir(filepath.Join(opts.Dir, freeDir))
@@ -766,7 +773,7 @@ func TestPurgeRecycles(t *testing.T) {
 		}
 	}
 	if !found {
-		t.Error("the purged record's file is not in the pool")
+		t.Error("the purged document's file is not in the pool")
 	}
 	if ents, _ := os.ReadDir(filepath.Join(opts.Dir, docsDir)); len(ents) != 0 {
 		t.Errorf("%d documents left after purge", len(ents))

@@ -15,7 +15,7 @@ import (
 
 // The spool folder's layout.
 const (
-	jobsDir    = "jobs"    // one <id>.json record per job
+	jobsDir    = "jobs"    // <id>.json, a record per job, of earlier versions (see journal.go)
 	docsDir    = "docs"    // <id>-<n>.<ext>, the documents as received
 	nextIDFile = "next-id" // job ids below this number may have been used
 	tmpSuffix  = ".tmp"
@@ -26,7 +26,7 @@ const (
 	idBlock = 1024
 )
 
-// record is a job's file in Dir/jobs: the job and its documents.
+// record is what the journal keeps of a job: the job and its documents.
 type record struct {
 	Job
 	Docs []docRecord
@@ -44,9 +44,9 @@ type docRecord struct {
 }
 
 // writeFileSync writes data to path through a temporary file that is
-// fsynced and renamed over path. The caller syncs the folder. Only Open
-// and the rare id reservations use it; the hot path leaves syncing to
-// the committer (see commit.go).
+// fsynced and renamed over path. The caller syncs the folder. Only Open,
+// journal compactions and the rare id reservations use it; the hot path
+// leaves syncing to the committer (see commit.go).
 func writeFileSync(path string, data []byte) error {
 	tmp := path + tmpSuffix
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
@@ -101,7 +101,8 @@ func docName(id, n int, format string) string {
 	return fmt.Sprintf("%d-%d.%s", id, n, docformat.Extension(format))
 }
 
-// readRecords loads every job record, renaming unreadable ones aside.
+// readRecords loads the record files of a spool of an earlier version,
+// renaming unreadable ones aside.
 func (s *Spool) readRecords() ([]*record, error) {
 	dir := filepath.Join(s.dir, jobsDir)
 	ents, err := os.ReadDir(dir)
@@ -121,8 +122,8 @@ func (s *Spool) readRecords() ([]*record, error) {
 			var data []byte
 			data, err = os.ReadFile(path)
 			if err == nil && len(data) == 0 {
-				// A new record is created, then written in one call,
-				// then synced before its job is acknowledged: an empty
+				// A new record was created, then written in one call,
+				// then synced before its job was acknowledged: an empty
 				// one is a job a crash stopped before that.
 				s.log.Info("empty job record of an unacknowledged job removed", "file", path)
 				if rerr := os.Remove(path); rerr != nil {
