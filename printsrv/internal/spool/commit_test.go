@@ -257,11 +257,15 @@ func TestJournalCompaction(t *testing.T) {
 		t.Fatal(err)
 	}
 	s2 := open(t, opts)
-	want := map[int]State{ids[0]: PendingHeld, ids[1]: Pending, ids[2]: Canceled, ids[3]: PendingHeld, ids[4]: PendingHeld}
+	want := map[int]State{ids[0]: PendingHeld, ids[2]: Canceled, ids[3]: PendingHeld, ids[4]: PendingHeld}
 	for id, st := range want {
 		if j, ok := s2.Job(id); !ok || j.State != st {
 			t.Errorf("job %d after reopening: %+v, want state %d", id, j, st)
 		}
+	}
+	// Released: the reopened printer, not paused, may be printing it.
+	if j, ok := s2.Job(ids[1]); !ok || j.State == PendingHeld || j.State == Canceled || j.State == Aborted {
+		t.Errorf("released job %d after reopening: %+v", ids[1], j)
 	}
 }
 
