@@ -43,6 +43,33 @@ type dirEntry struct {
 // snapshot is one reading of a folder, sorted by cookie. Immutable.
 type snapshot struct {
 	entries []dirEntry
+	// The folder's times when it was read, and when that was: a new
+	// listing may use the snapshot again while both times are unchanged
+	// (see current).
+	mtime, ctime unix.Timespec
+	taken        time.Time
+}
+
+// racyWindow is how long after a folder's last change a snapshot must
+// have been read to serve a new listing later. A change bumps the
+// folder's mtime and ctime, but from a clock that ticks in milliseconds
+// (in seconds, or two, on some filesystems): a second change within the
+// tick of the first leaves them as they were. A snapshot read a whole
+// window after the last change has seen it, and any later change moves
+// the times (git treats its index the same way).
+const racyWindow = 2 * time.Second
+
+// current reports whether the snapshot still shows the folder whose
+// attributes are st.
+func (sn *snapshot) current(st *unix.Stat_t) bool {
+	if st.Mtim != sn.mtime || st.Ctim != sn.ctime {
+		return false
+	}
+	last := time.Unix(st.Mtim.Unix())
+	if c := time.Unix(st.Ctim.Unix()); c.After(last) {
+		last = c
+	}
+	return sn.taken.Sub(last) >= racyWindow
 }
 
 type snapKey struct {
@@ -227,14 +254,17 @@ func (s *Server) readdir(c *oncrpc.Call, w *oncrpc.Writer, plus bool) oncrpc.Acc
 	}
 	key := snapKey{export: o.e.ID, dev: st.Dev, ino: st.Ino}
 	snap := s.dirs.get(key)
-	if cookie == 0 || snap == nil {
-		// A new listing reads the folder afresh; a resumed one keeps
-		// its snapshot, so a huge folder is read once per listing.
+	if snap == nil || cookie == 0 && !snap.current(st) {
+		// A new listing reads the folder afresh unless nothing changed
+		// since the last reading; a resumed one keeps its snapshot, so
+		// a huge folder is read once per listing at most.
+		taken := time.Now()
 		if snap, err = readSnapshot(fdOf(ent.f)); err != nil {
 			w.Uint32(statusOf(err))
 			putPostOp(w, o.e, st)
 			return oncrpc.Success
 		}
+		snap.mtime, snap.ctime, snap.taken = st.Mtim, st.Ctim, taken
 		s.dirs.put(key, snap)
 	}
 	limit := int(min(maxcount, maxDirReply))

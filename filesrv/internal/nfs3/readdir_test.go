@@ -8,6 +8,9 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"example.com/appliance/filesrv/internal/oncrpc"
 )
@@ -301,5 +304,47 @@ func TestReaddirplusReadahead(t *testing.T) {
 	}
 	if got := v.listAll(t, h, true, 4096); !slices.Equal(got, all) {
 		t.Errorf("listing with read-ahead: %d names, want %d", len(got), len(all))
+	}
+}
+
+// TestReaddirSnapshotReuse checks when a new listing may use the folder's
+// last snapshot again: only while the folder's times are unchanged and the
+// snapshot was read a whole racyWindow after them.
+func TestReaddirSnapshotReuse(t *testing.T) {
+	v := newEnv(t)
+	h := v.dirOfFiles(t, "d", 50)
+	dir := filepath.Join(v.dir, "d")
+	old := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(dir, old, old); err != nil { // a fixed mtime; ctime is now
+		t.Fatal(err)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	key := snapKey{export: v.e.ID, dev: st.Dev, ino: st.Ino}
+	list := func() *snapshot {
+		t.Helper()
+		if n := len(v.listAll(t, h, true, 4096)); n != 52 {
+			t.Fatalf("%d names", n)
+		}
+		return v.s.dirs.get(key)
+	}
+
+	first := list()
+	if again := list(); again == first {
+		t.Fatal("snapshot read within racyWindow of the folder's last change used again")
+	}
+	// As if read long after the last change.
+	sn := v.s.dirs.get(key)
+	sn.taken = sn.taken.Add(time.Hour)
+	if again := list(); again != sn {
+		t.Error("snapshot of an unchanged folder not used again")
+	}
+	if err := os.WriteFile(filepath.Join(dir, "new"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(v.listAll(t, h, true, 4096)); n != 53 {
+		t.Errorf("listing after a change: %d names, want 53", n)
 	}
 }
