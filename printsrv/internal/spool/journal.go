@@ -124,6 +124,9 @@ func (s *Spool) journalPath() string { return filepath.Join(s.dir, journalFile) 
 func (s *Spool) appendJournal(kind byte, id int, body []byte) error {
 	s.jmu.Lock()
 	defer s.jmu.Unlock()
+	if s.jerr != nil {
+		return fmt.Errorf("journal: an earlier write failed, reopen the spool: %w", s.jerr)
+	}
 	if s.jf == nil {
 		return fmt.Errorf("journal: %w", ErrClosed)
 	}
@@ -131,10 +134,9 @@ func (s *Spool) appendJournal(kind byte, id int, body []byte) error {
 	n, err := s.jf.Write(s.jbuf)
 	s.jsize += int64(n)
 	if err != nil {
-		// A partial entry fails its checksum; the entries after it
-		// would be lost at the next Open, so none may follow.
-		_ = s.jf.Close()
-		s.jf = nil
+		// A partial entry fails its checksum, and the entries after
+		// it would be lost at the next Open: none may follow.
+		s.jerr = err
 		return fmt.Errorf("journal: %w", err)
 	}
 	if s.jsize >= s.jcompactAt {
@@ -166,13 +168,12 @@ func (s *Spool) compactLocked(recs map[int][]byte) error {
 		b = appendEntry(b, entryRecord, id, body)
 	}
 	if err := writeFileSync(path, b); err != nil {
-		return err
+		return err // the journal is the old one still
 	}
-	if err := syncDir(s.dir); err != nil {
-		return err
-	}
+	// The new journal is in place: appends must go to it from now on.
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
+		s.jerr = err
 		return fmt.Errorf("open journal: %w", err)
 	}
 	if s.jf != nil {
@@ -181,7 +182,9 @@ func (s *Spool) compactLocked(recs map[int][]byte) error {
 	s.jf = f
 	s.jsize = int64(len(b))
 	s.jcompactAt = max(compactMin, s.jsize*compactFactor)
-	return nil
+	// Until this sync, a crash may leave the old journal in place,
+	// which holds the same records (every entry made durable so far).
+	return syncDir(s.dir)
 }
 
 // loadJournal reads the journal (none yet is an empty one) and returns

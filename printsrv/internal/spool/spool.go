@@ -175,6 +175,7 @@ type Spool struct {
 
 	jmu        sync.Mutex // guards the journal (see journal.go)
 	jf         *os.File   // Dir/journal, open for appending; nil once closed
+	jerr       error      // a failed write: no entry may follow it
 	jbuf       []byte     // the entry being appended
 	jsize      int64      // bytes in the journal
 	jcompactAt int64      // size at which appendJournal compacts it
