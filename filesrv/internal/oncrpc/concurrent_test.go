@@ -3,6 +3,8 @@ package oncrpc
 import (
 	"context"
 	"fmt"
+	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -31,15 +33,20 @@ func (h *gateHandler) ServeRPC(ctx context.Context, c *Call, reply *Writer) Acce
 // while the calls sent before it are still held in the handler. A server
 // that served one call of a connection at a time, or that wrote replies
 // in the order of the calls, would not answer the first call released.
+// Calls sent apart (each once the one before is in the handler) test a
+// call served alone: the connection is read on while it is held.
 func TestServeConnRepliesAsFinished(t *testing.T) {
 	tests := []struct {
 		name    string
 		release []uint32 // XIDs 1..n, in the order their calls may finish
+		apart   bool
 	}{
-		{"second before first", []uint32{2, 1}},
-		{"in order", []uint32{1, 2, 3}},
-		{"reverse", []uint32{4, 3, 2, 1}},
-		{"middle first", []uint32{2, 3, 1}},
+		{"second before first", []uint32{2, 1}, false},
+		{"in order", []uint32{1, 2, 3}, false},
+		{"reverse", []uint32{4, 3, 2, 1}, false},
+		{"middle first", []uint32{2, 3, 1}, false},
+		{"sent apart, second before first", []uint32{2, 1}, true},
+		{"sent apart, reverse", []uint32{3, 2, 1}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -70,14 +77,21 @@ func TestServeConnRepliesAsFinished(t *testing.T) {
 			for xid := 1; xid <= n; xid++ {
 				out = append(out, frag(true, call(uint32(xid), testProg, 1, 1, OpaqueAuth{}))...)
 			}
-			if _, err := c.Write(out); err != nil {
-				t.Fatal(err)
-			}
 			// All n calls of the connection are in the handler at once.
 			// (The timer only bounds a server that never starts them all.)
 			in := map[uint32]bool{}
 			timeout := time.After(10 * time.Second)
-			for range n {
+			if !tt.apart {
+				if _, err := c.Write(out); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for i := range n {
+				if tt.apart {
+					if _, err := c.Write(out[i*len(out)/n : (i+1)*len(out)/n]); err != nil {
+						t.Fatal(err)
+					}
+				}
 				select {
 				case xid := <-h.started:
 					in[xid] = true
@@ -156,5 +170,74 @@ func TestQuickCalls(t *testing.T) {
 	}
 	if rep := readReply(t, c); rep.XID != 20 || rep.Stat != Success {
 		t.Fatalf("quick call beside a held one: %+v", rep)
+	}
+}
+
+// burstHandler holds each call until the gate of the current burst is
+// opened, and tells started when a call has come in.
+type burstHandler struct {
+	started chan struct{}
+	mu      sync.Mutex
+	gate    chan struct{}
+}
+
+func (h *burstHandler) ServeRPC(ctx context.Context, c *Call, reply *Writer) AcceptStat {
+	h.mu.Lock()
+	gate := h.gate
+	h.mu.Unlock()
+	h.started <- struct{}{}
+	select {
+	case <-gate:
+	case <-ctx.Done():
+	}
+	reply.Uint32(c.XID)
+	return Success
+}
+
+// TestServeConnReusesGoroutines sends bursts of calls that each fill
+// MaxInFlight: the goroutine that read a call serves it and another
+// reads on, so a connection needs at most MaxInFlight+1 goroutines, and
+// the idle ones serve the next burst instead of new ones starting.
+func TestServeConnReusesGoroutines(t *testing.T) {
+	const n = 3
+	h := &burstHandler{started: make(chan struct{}, n)}
+	s := &Server{MaxInFlight: n}
+	s.Register(testProg, 1, h)
+	_, addr := serve(t, s, netsrv.Limits{})
+	c := dial(t, addr)
+	rr := NewRecordReader(c)
+	var base int
+	for burst := range 4 {
+		gate := make(chan struct{})
+		h.mu.Lock()
+		h.gate = gate
+		h.mu.Unlock()
+		var out []byte
+		for i := range n {
+			out = append(out, frag(true, call(uint32(burst*n+i), testProg, 1, 1, OpaqueAuth{}))...)
+		}
+		if _, err := c.Write(out); err != nil {
+			t.Fatal(err)
+		}
+		for i := range n {
+			select {
+			case <-h.started:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("burst %d: after 10s only %d of %d calls are in the handler", burst, i, n)
+			}
+		}
+		// n serving and one waiting to read: after the first burst, the
+		// same goroutines.
+		if g := runtime.NumGoroutine(); burst == 0 {
+			base = g
+		} else if g > base {
+			t.Errorf("burst %d: %d goroutines, %d in the first burst", burst, g, base)
+		}
+		close(gate)
+		for i := range n {
+			if _, err := rr.ReadRecord(nil, 1<<20); err != nil {
+				t.Fatalf("burst %d, reply %d: %v", burst, i, err)
+			}
+		}
 	}
 }

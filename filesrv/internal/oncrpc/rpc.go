@@ -73,10 +73,10 @@ type Handler interface {
 // with a few system calls that do not sync anything to the disk
 // (GETATTR, LOOKUP, READ). When such a call is alone on its connection
 // (no other call in flight, no bytes of another received behind it),
-// ServeConn serves it on its reading goroutine instead of handing it to
-// another: for a client that sends one call at a time the handoff costs
-// more than the call. A call that arrives meanwhile waits for it to end
-// before it is read, which is why only quick calls are served so.
+// ServeConn serves it without even arming the timer that would pass the
+// reading on to another goroutine (see ServeConn): a call that arrives
+// meanwhile waits for it to end before it is read, which is why only
+// quick calls are served so.
 type QuickHandler interface {
 	Handler
 	Quick(proc uint32) bool
