@@ -6,8 +6,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"maps"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -541,7 +543,8 @@ func TestShutdownWaitsForCalls(t *testing.T) {
 
 func TestMetrics(t *testing.T) {
 	s := newTestServer(&testHandler{})
-	s.Metrics = NewMetrics(prometheus.NewRegistry(), "test")
+	reg := prometheus.NewRegistry()
+	s.Metrics = NewMetrics(reg, "test")
 	for _, tt := range dispatchTests {
 		s.Dispatch(context.Background(), tt.in, netip.AddrPort{}, NewWriter(nil))
 	}
@@ -560,5 +563,37 @@ func TestMetrics(t *testing.T) {
 		if got := testutil.ToFloat64(s.Metrics.calls.WithLabelValues(tt.labels...)); got != tt.want {
 			t.Errorf("rpc_calls_total%q = %v, want %v", tt.labels, got, tt.want)
 		}
+	}
+	// Each call of a procedure served is timed once, whatever its
+	// status; calls counted as procedure "other" are not.
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	timed, want := map[string]uint64{}, map[string]uint64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			var labels []string
+			other := false
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "status" {
+					continue
+				}
+				labels = append(labels, l.GetName()+"="+l.GetValue())
+				other = other || l.GetName() == "procedure" && l.GetValue() == "other"
+			}
+			key := strings.Join(labels, ",")
+			switch mf.GetName() {
+			case "test_rpc_call_duration_seconds":
+				timed[key] = m.GetHistogram().GetSampleCount()
+			case "test_rpc_calls_total":
+				if !other {
+					want[key] += uint64(m.GetCounter().GetValue())
+				}
+			}
+		}
+	}
+	if len(want) < 3 || !maps.Equal(timed, want) {
+		t.Errorf("rpc_call_duration_seconds sample counts %v, want %v", timed, want)
 	}
 }

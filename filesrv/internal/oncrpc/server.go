@@ -138,10 +138,10 @@ func (s *Server) Dispatch(ctx context.Context, rec []byte, remote netip.AddrPort
 		switch {
 		case errors.As(err, &rej):
 			AppendRejected(w, rej)
-			s.Metrics.observe(&c, false, 0, true)
+			s.Metrics.observe(&c, false, 0, true, 0)
 		case errors.As(err, &garbage):
 			AppendAccepted(w, garbage.XID, GarbageArgs)
-			s.Metrics.observe(&c, false, GarbageArgs, false)
+			s.Metrics.observe(&c, false, GarbageArgs, false, 0)
 		default:
 			return false
 		}
@@ -154,12 +154,12 @@ func (s *Server) Dispatch(ctx context.Context, rec []byte, remote netip.AddrPort
 	if !ok {
 		w.Truncate(statAt)
 		w.Uint32(uint32(ProgUnavail))
-		s.Metrics.observe(&c, false, ProgUnavail, false)
+		s.Metrics.observe(&c, false, ProgUnavail, false, 0)
 		return true
 	}
 	h, ok := vers[c.Vers]
 	if !ok {
-		s.Metrics.observe(&c, false, ProgMismatch, false)
+		s.Metrics.observe(&c, false, ProgMismatch, false, 0)
 		w.Truncate(statAt)
 		w.Uint32(uint32(ProgMismatch))
 		keys := make([]uint32, 0, len(vers))
@@ -170,8 +170,9 @@ func (s *Server) Dispatch(ctx context.Context, rec []byte, remote netip.AddrPort
 		w.Uint32(slices.Max(keys))
 		return true
 	}
+	t0 := time.Now()
 	stat := s.serve(ctx, h, &c, w)
-	defer func() { s.Metrics.observe(&c, true, stat, false) }()
+	defer func() { s.Metrics.observe(&c, true, stat, false, time.Since(t0)) }()
 	if w.Len() < statAt+4 {
 		stat = SystemErr
 		// The handler truncated into the header: start over.
