@@ -483,28 +483,33 @@ func (s *Server) read(c *oncrpc.Call, w *oncrpc.Writer) oncrpc.AcceptStat {
 	w.Uint32(0) // eof
 	w.Uint32(0) // data length
 	dataAt := w.Len()
-	// Reserve room in the reply and read straight into it; what is not
-	// read is cut off below.
-	data := w.Extend(n)
-	got := 0
-	if n > 0 {
-		got, err = ent.f.ReadAt(data, int64(off))
-		if err != nil && got == 0 && !errors.Is(err, io.EOF) {
-			w.Truncate(start)
-			w.Uint32(statusOf(err))
-			putPostOp(w, o.e, st)
-			return oncrpc.Success
-		}
+	got, spliced := 0, false
+	if n >= oncrpc.SpliceMin {
+		// Big reads go from the page cache to the socket uncopied.
+		got, spliced, err = w.SpliceFrom(ent.f, int64(off), n)
 	}
-	eof := uint64(got)+off >= uint64(st.Size) || got < n
+	if !spliced && n > 0 {
+		// Reserve room in the reply and read straight into it; what is
+		// not read is cut off below.
+		got, err = ent.f.ReadAt(w.Extend(n), int64(off))
+	}
+	if err != nil && got == 0 && !errors.Is(err, io.EOF) {
+		w.Truncate(start)
+		w.Uint32(statusOf(err))
+		putPostOp(w, o.e, st)
+		return oncrpc.Success
+	}
+	eof := uint64(got)+off >= uint64(st.Size) || got < n && !spliced
 	b := w.Bytes()
 	binary.BigEndian.PutUint32(b[countAt:], uint32(got))
 	if eof {
 		binary.BigEndian.PutUint32(b[countAt+4:], 1)
 	}
 	binary.BigEndian.PutUint32(b[countAt+8:], uint32(got))
-	w.Truncate(dataAt + got)
-	w.Raw(zeros[:(4-got%4)%4])
+	if !spliced {
+		w.Truncate(dataAt + got)
+		w.Raw(zeros[:(4-got%4)%4])
+	}
 	return oncrpc.Success
 }
 

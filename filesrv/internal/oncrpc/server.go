@@ -173,6 +173,9 @@ func (s *Server) Dispatch(ctx context.Context, rec []byte, remote netip.AddrPort
 	t0 := time.Now()
 	stat := s.serve(ctx, h, &c, w)
 	defer func() { s.Metrics.observe(&c, true, stat, false, time.Since(t0)) }()
+	if stat != Success || w.Len() < statAt+4 {
+		w.dropTail() // a reply cut short does not end with the data
+	}
 	if w.Len() < statAt+4 {
 		stat = SystemErr
 		// The handler truncated into the header: start over.
@@ -241,6 +244,7 @@ func (s *Server) ServeConn(ctx context.Context, c net.Conn) error {
 		turn:   make(chan struct{}),
 	}
 	cs.rr.Started = func() { netsrv.MessagePending(ctx, true) }
+	cs.splicer, _ = c.(splicer)
 	cs.lead()
 	cs.wg.Wait()
 	cs.mu.Lock()
@@ -264,6 +268,8 @@ type connServer struct {
 	c      net.Conn
 	remote netip.AddrPort
 	rr     *RecordReader
+	// splicer, when the connection is one, sends spliced reply data.
+	splicer splicer
 	// sem holds a slot for each call read and not yet answered.
 	sem chan struct{}
 	// turn passes the reader's role to an idle goroutine; unbuffered, so
@@ -367,15 +373,25 @@ func (cs *connServer) serve(j job) {
 	start := time.Now()
 	op := getBuf()
 	w := NewWriter(*op)
+	w.spliceOK = cs.splicer != nil
 	w.Uint32(0) // the record mark, filled in below
 	ok := cs.s.Dispatch(cs.ctx, j.rec, cs.remote, w)
 	putBuf(j.bp, j.rec)
 	var err error
 	if ok {
 		out := w.Bytes()
-		MarkRecord(out)
+		t := w.tail
+		extra := 0
+		if t != nil {
+			extra = t.n + t.pad
+		}
+		binary.BigEndian.PutUint32(out, uint32(len(out)-4+extra)|lastFragment)
 		cs.wmu.Lock()
 		_, err = cs.c.Write(out)
+		if err == nil && t != nil {
+			err = cs.sendTail(t)
+			w.tail = nil
+		}
 		cs.wmu.Unlock()
 		if err != nil {
 			cs.fail(fmt.Errorf("write rpc reply: %w", err))
@@ -384,8 +400,32 @@ func (cs *connServer) serve(j job) {
 		err = fmt.Errorf("%w: message is not an rpc call", netsrv.ErrBadRequest)
 		cs.fail(err)
 	}
+	w.dropTail()
 	putBuf(op, w.Bytes())
 	netsrv.Observe(cs.ctx, start, err)
+}
+
+// zeroPad pads spliced data to a multiple of four bytes.
+var zeroPad [4]byte
+
+// splicer is a connection that sends data from a pipe without copying
+// it: netsrv.Conn on Linux.
+type splicer interface {
+	SpliceFrom(pipe int, n int) (int64, error)
+}
+
+// sendTail sends the spliced data of a reply, and its padding, after the
+// rest; the pipe goes back to the pool once empty.
+func (cs *connServer) sendTail(t *tail) error {
+	sent, err := cs.splicer.SpliceFrom(t.p.r, t.n)
+	t.p.put(sent == int64(t.n))
+	if err == nil && sent != int64(t.n) {
+		err = fmt.Errorf("spliced %d of %d bytes", sent, t.n)
+	}
+	if err == nil && t.pad > 0 {
+		_, err = cs.c.Write(zeroPad[:t.pad])
+	}
+	return err
 }
 
 // quick reports whether the call in rec (a call: see isCall) is one its

@@ -104,9 +104,12 @@ func (r *Reader) String(max int) string { return string(r.Opaque(max)) }
 
 func pad(n int) int { return (4 - n%4) % 4 }
 
-// Writer encodes XDR into a growing buffer.
+// Writer encodes XDR into a growing buffer, which a reply's last field
+// may extend with data spliced from a file (SpliceFrom).
 type Writer struct {
-	b []byte
+	b        []byte
+	spliceOK bool  // the connection can send a tail
+	tail     *tail // sent after b
 }
 
 // NewWriter returns a Writer that appends to buf[:0].
