@@ -12,9 +12,11 @@ import (
 const SpliceMin = 64 << 10
 
 // pipeSize is the capacity asked for the pipes that carry spliced data:
-// the largest READ. A pipe holds pages of the page cache, so what it
-// really bounds is pages (see SpliceFrom).
-const pipeSize = 1 << 20
+// twice the largest READ, as a pipe holds whole pages of the page cache
+// and 1 MiB that does not start on a page spans one more. Without
+// CAP_SYS_RESOURCE a pipe gets at most /proc/sys/fs/pipe-max-size
+// (1 MiB by default), and such a READ may come a page short.
+const pipeSize = 2 << 20
 
 // maxPipes bounds the idle pipes kept for reuse. Each holds up to
 // pipeSize of kernel memory only while a reply is in flight; idle, it
@@ -43,8 +45,10 @@ func getPipe() (*pipe, error) {
 	// Refused past the user's quota of pipe pages (pipe-user-pages-soft):
 	// the caller copies instead.
 	if _, err := unix.FcntlInt(uintptr(p.w), unix.F_SETPIPE_SZ, pipeSize); err != nil {
-		p.close()
-		return nil, err
+		if _, err := unix.FcntlInt(uintptr(p.w), unix.F_SETPIPE_SZ, pipeSize/2); err != nil {
+			p.close()
+			return nil, err
+		}
 	}
 	return p, nil
 }
