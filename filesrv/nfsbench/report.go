@@ -102,7 +102,7 @@ func (r *report) markdown() string {
 	b.WriteString("and for the small files and the listing one process over one mount calling libnfs's shared library (nfsbench's nfsops.py; path-based calls, so each file costs its LOOKUPs too; ")
 	fmt.Fprintf(&b, "each small file is CREATE, WRITE of %d bytes and COMMIT; stat is LOOKUP + GETATTR). ", c.smallBytes)
 	fmt.Fprintf(&b, "Both servers run at the same time; every operation runs once per round on each, back to back, alternating which goes first (ABBA), for %d rounds, with a sync(2) before each so that none pays for another's dirty pages. ", c.rounds)
-	b.WriteString("The table gives the median over the rounds; the ratio is the median of filesrv over the median of ganesha, so above 1 means filesrv is faster, with the range of the round-by-round ratios, i.e. the noise of this shared box. ")
+	b.WriteString("The table gives the median over the rounds; the ratio is the median of the round-by-round ratios of filesrv's rate to ganesha's (each round runs both back to back, so each of its ratios compares them under the same load), so above 1 means filesrv is faster, with their range, i.e. the noise of this shared box. ")
 	b.WriteString("Server CPU is the process's utime+stime from /proc/<pid>/stat around each operation, summed over the rounds, per GiB moved or per operation. ")
 	b.WriteString("The first round's read is checked against the source (SHA-256, untimed). MB = 10^6 bytes. ")
 	b.WriteString("Durable writes pay for fsync, which on this shared box varies a lot: " + r.box.Describe("the exports' file system") + "\n\n")
@@ -160,12 +160,13 @@ func (r *report) markdown() string {
 			fmt.Fprintf(&b, "| %s | %s not measured | – |\n", what, base)
 		default:
 			cm, bm := benchkit.Median(cv), benchkit.Median(bv)
-			res := benchkit.PassFail(cm/bm >= minRatio)
+			q, _ := benchkit.PairedRatio(r.roundRates(j, 0), r.roundRates(j, 1))
+			res := benchkit.PassFail(q >= minRatio)
 			if lo, hi, ok := benchkit.RoundRange(r.roundRates(j, 0), r.roundRates(j, 1)); ok && lo < minRatio && minRatio <= hi {
 				res += " (within noise)"
 			}
-			got := fmt.Sprintf("%.2f× (%.1f vs %.1f %s)", cm/bm, cm*p.scale, bm*p.scale, p.unit)
-			if p.syncedCreate && cm < bm {
+			got := fmt.Sprintf("%.2f× (medians %.1f vs %.1f %s)", q, cm*p.scale, bm*p.scale, p.unit)
+			if p.syncedCreate && q < 1 && cm < bm {
 				got += fmt.Sprintf("; filesrv took %.2f ms more per file, against %s for one create-write-fsync here: "+
 					"an NFSv3 client never resends a CREATE answered OK, so filesrv makes the new name durable (a folder fsync) before it answers, as knfsd does for `sync` exports, "+
 					"while nfs-ganesha 4.3 answers from memory and syncs only at COMMIT (strace of its VFS export: one fsync per file)",

@@ -97,31 +97,55 @@ func Median(v []float64) float64 {
 	return (s[n/2-1] + s[n/2]) / 2
 }
 
-// RoundRange returns the smallest and largest ratio cand[k]/base[k] of the
-// rounds both measured, leaving out rounds where either value is NaN (not
-// measured) or base[k] is not positive; ok is false when none is left.
-func RoundRange(cand, base []float64) (lo, hi float64, ok bool) {
-	lo, hi = math.Inf(1), math.Inf(-1)
+// Ratios returns the round-by-round ratios cand[k]/base[k], leaving out
+// rounds where either value is NaN (not measured) or base[k] is not
+// positive.
+func Ratios(cand, base []float64) []float64 {
+	var q []float64
 	for k := range min(len(cand), len(base)) {
 		if math.IsNaN(cand[k]) || !(base[k] > 0) {
 			continue
 		}
-		q := cand[k] / base[k]
-		lo, hi, ok = min(lo, q), max(hi, q), true
+		q = append(q, cand[k]/base[k])
 	}
-	return lo, hi, ok
+	return q
 }
 
-// Ratio formats the ratio of the median of cand over that of base, with
-// the range of the round-by-round ratios, as in "1.23 (1.10–1.40)"; NaN
-// values are rounds not measured. It returns "–" when either has no value
-// or the median of base is not positive.
-func Ratio(cand, base []float64) string {
+// RoundRange returns the smallest and largest of the round-by-round
+// ratios (Ratios); ok is false when there is none.
+func RoundRange(cand, base []float64) (lo, hi float64, ok bool) {
+	q := Ratios(cand, base)
+	if len(q) == 0 {
+		return 0, 0, false
+	}
+	return slices.Min(q), slices.Max(q), true
+}
+
+// PairedRatio returns how cand compares with base: the median of the
+// round-by-round ratios. Each round runs both, back to back, so each of
+// its ratios compares them under the same load of the machine, which the
+// ratio of the two medians (taken from different rounds) does not. With
+// no round measuring both, it is the ratio of the medians; ok is false
+// when either has no value or the median of base is not positive.
+func PairedRatio(cand, base []float64) (ratio float64, ok bool) {
+	if q := Ratios(cand, base); len(q) > 0 {
+		return Median(q), true
+	}
 	cm, bm := Median(cand), Median(base)
-	if count(cand) == 0 || count(base) == 0 || bm <= 0 {
+	if count(cand) == 0 || count(base) == 0 || !(bm > 0) {
+		return 0, false
+	}
+	return cm / bm, true
+}
+
+// Ratio formats PairedRatio with the range of the round-by-round ratios,
+// as in "1.23 (1.10–1.40)", or "–" when there is no ratio.
+func Ratio(cand, base []float64) string {
+	q, ok := PairedRatio(cand, base)
+	if !ok {
 		return "–"
 	}
-	s := fmt.Sprintf("%.2f", cm/bm)
+	s := fmt.Sprintf("%.2f", q)
 	if lo, hi, ok := RoundRange(cand, base); ok {
 		s += fmt.Sprintf(" (%.2f–%.2f)", lo, hi)
 	}
