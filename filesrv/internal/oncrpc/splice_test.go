@@ -135,3 +135,59 @@ func TestSpliceFrom(t *testing.T) {
 		})
 	}
 }
+
+// TestSpliceFromPipelined sends many spliced reads on one connection at
+// once, so that their replies are written concurrently: each must come
+// whole, its data right behind its own header.
+func TestSpliceFromPipelined(t *testing.T) {
+	const size, n, calls = 2 << 20, 100_003, 24
+	data := make([]byte, size)
+	rng := rand.NewChaCha8([32]byte{'p', 'i', 'p', 'e'})
+	rng.Read(data)
+	name := filepath.Join(t.TempDir(), "data")
+	if err := os.WriteFile(name, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := &spliceHandler{file: f, spliced: make(chan bool, calls)}
+	s := &Server{}
+	s.Register(testProg, 1, h)
+	_, addr := serve(t, s, netsrv.Limits{})
+	c := dial(t, addr)
+	var out []byte
+	for i := range calls {
+		out = append(out, frag(true, call(uint32(i), testProg, 1, 1, OpaqueAuth{}, uint32(i*77_777), n))...)
+	}
+	if _, err := c.Write(out); err != nil {
+		t.Fatal(err)
+	}
+	rr := NewRecordReader(c)
+	seen := map[uint32]bool{}
+	for range calls {
+		msg, err := rr.ReadRecord(nil, 2<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := ParseReply(msg)
+		if err != nil || rep.Stat != Success || rep.XID >= calls || seen[rep.XID] {
+			t.Fatalf("reply %+v, %v", rep, err)
+		}
+		seen[rep.XID] = true
+		r := NewReader(rep.Results)
+		r.Uint32()
+		got := r.Opaque(2 << 20)
+		off := int(rep.XID) * 77_777
+		if r.Err() != nil || r.Len() != 0 || !bytes.Equal(got, data[off:off+n]) {
+			t.Fatalf("call %d: %d bytes, %d left over, %v; not the file's bytes at %d", rep.XID, len(got), r.Len(), r.Err(), off)
+		}
+	}
+	for range calls {
+		if !<-h.spliced {
+			t.Error("a read was not spliced")
+		}
+	}
+}
