@@ -47,14 +47,19 @@ func (c *Conn) Read(b []byte) (int, error) {
 
 // Write applies the write timeout, then writes.
 func (c *Conn) Write(b []byte) (int, error) {
+	c.armWrite()
+	n, err := c.Conn.Write(b)
+	c.stats.sent(n)
+	return n, err
+}
+
+// armWrite applies the write timeout to the write about to start.
+func (c *Conn) armWrite() {
 	if c.deadlines {
 		c.mu.Lock()
 		c.wdl = arm(c.wdl, c.srv.limits.Load().WriteTimeout, c.Conn.SetWriteDeadline)
 		c.mu.Unlock()
 	}
-	n, err := c.Conn.Write(b)
-	c.stats.sent(n)
-	return n, err
 }
 
 func (c *Conn) armRead() error {

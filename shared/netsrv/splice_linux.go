@@ -7,6 +7,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// errPipeEmpty: SpliceFrom was asked for more than the pipe held.
+var errPipeEmpty = errors.New("splice: pipe empty")
+
 // SpliceFrom sends the next n bytes of the pipe whose read end is pipe
 // (a file descriptor) to the connection without copying them through
 // the process, under the write timeout, and counts them like Write. It
@@ -21,11 +24,7 @@ func (c *Conn) SpliceFrom(pipe int, n int) (int64, error) {
 	if err != nil {
 		return 0, errors.ErrUnsupported
 	}
-	if c.deadlines {
-		c.mu.Lock()
-		c.wdl = arm(c.wdl, c.srv.limits.Load().WriteTimeout, c.Conn.SetWriteDeadline)
-		c.mu.Unlock()
-	}
+	c.armWrite()
 	var sent int64
 	var serr error
 	err = rc.Write(func(fd uintptr) bool {
@@ -38,7 +37,7 @@ func (c *Conn) SpliceFrom(pipe int, n int) (int64, error) {
 				if avail, err := unix.IoctlGetInt(pipe, unix.TIOCINQ); err != nil || avail == 0 {
 					// Not the socket: the pipe ran dry, and waiting
 					// for room in the socket would spin.
-					serr = errors.New("splice: pipe empty")
+					serr = errPipeEmpty
 					return true
 				}
 				return false // the socket is full: wait for room
@@ -46,7 +45,7 @@ func (c *Conn) SpliceFrom(pipe int, n int) (int64, error) {
 				serr = err
 				return true
 			case k == 0:
-				serr = errors.New("splice: pipe empty")
+				serr = errPipeEmpty
 				return true
 			}
 			sent += k
